@@ -1,0 +1,203 @@
+"""The ``ore`` command: one Typer app whose commands call the pipeline stages.
+
+Commands print for people (Rich tables, progress bars on long work) and exit
+non-zero with one clear message on an error a user can act on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ore import __version__
+from ore.config import get_settings
+from ore.errors import OreError
+from ore.workspace import Workspace
+
+app = typer.Typer(
+    name="ore",
+    help="Triage bulk payment-record leads: ingest, resolve, corroborate, prioritise, allocate, track.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+reference_app = typer.Typer(help="Reference holdings: register, convictions, employment, households, ...",
+                            no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+PROGRESS_MIN_ROWS = 5_000
+
+
+class State:
+    workspace: Path | None = None
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", envvar="ORE_WORKSPACE", help="Workspace directory [default: ./ore-workspace]"),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """ore keeps its state in a workspace directory: DuckDB bulk tables, the case store, the card-token key."""
+    State.workspace = workspace
+
+
+def _workspace() -> Workspace:
+    return Workspace.open(State.workspace, get_settings())
+
+
+def user_errors(fn: F) -> F:
+    """Show an OreError as one red line and exit 2, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OreError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A progress callback for stages; the bar appears only for files of more than a few thousand rows."""
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(label: str, done: int, total: int | None) -> None:
+        if (total or done) < PROGRESS_MIN_ROWS:
+            return
+        if label not in tasks:
+            if not bar.live.is_started:
+                bar.start()
+            tasks[label] = bar.add_task(label, total=total)
+        bar.update(tasks[label], completed=done)
+
+    try:
+        yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def _file_table(title: str, reports: list[Any]) -> Table:
+    table = Table(title=title)
+    for col in ("file", "rows read", "accepted", "quarantined", "warnings"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for r in reports:
+        table.add_row(r.file, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.quarantined:,}", f"{r.warnings:,}")
+    return table
+
+
+@app.command()
+@user_errors
+def ingest(
+    package: Annotated[
+        Path | None, typer.Argument(help="Package directory, .zip, or a bare CSV/XLSX export (with --package-id).")
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", "-m", help="YAML column mapping for a foreign export.")
+    ] = None,
+    package_id: Annotated[
+        str | None, typer.Option("--package-id", help="Package id for a bare export that has no manifest.")
+    ] = None,
+    suggest_mapping: Annotated[
+        Path | None,
+        typer.Option("--suggest-mapping", help="Propose a mapping for an unknown CSV/XLSX and print it (writes nothing)."),
+    ] = None,
+) -> None:
+    """Ingest a lead package: check the manifest, accept or quarantine every row, tokenise card numbers."""
+    from ore.ingest import ingest as run_ingest
+
+    if suggest_mapping is not None:
+        from ore.ingest.mapping import suggest
+
+        console.print(suggest(suggest_mapping), markup=False, highlight=False, soft_wrap=True)
+        return
+    if package is None:
+        raise OreError("give a PACKAGE to ingest, or --suggest-mapping FILE")
+    mapper = None
+    mapping_text = None
+    if mapping is not None:
+        from ore.ingest.mapping import load_mapping
+
+        mapper = load_mapping(mapping)
+        mapping_text = mapping.read_text(encoding="utf-8")
+    ws = _workspace()
+    with progress_bar() as progress:
+        report = run_ingest(ws, package, mapping=mapper, mapping_text=mapping_text, package_id=package_id,
+                            progress=progress)
+    if report.status == "already ingested":
+        console.print(f"Package [bold]{report.package_id}[/] was already ingested with the same content: nothing to do.")
+    console.print(_file_table(f"Package {report.package_id}: {report.status}", report.files))
+    for f in report.files:
+        console.print(f"{f.file}: {f.rows_read:,} rows read = {f.accepted:,} accepted + {f.quarantined:,} quarantined")
+    if any(f.quarantined for f in report.files):
+        console.print("See the reasons with [bold]ore quarantine[/].")
+
+
+@app.command()
+@user_errors
+def quarantine(
+    package_id: Annotated[str | None, typer.Option("--package-id", help="Only this package.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the rows to this CSV file instead.")] = None,
+) -> None:
+    """List quarantined rows: file, line, record id and reason (card numbers masked)."""
+    from ore.ingest.quarantine import quarantined_rows, write_quarantine_csv
+
+    ws = _workspace()
+    rows = quarantined_rows(ws, package_id)
+    if out is not None:
+        write_quarantine_csv(rows, out)
+        console.print(f"{len(rows):,} quarantined rows written to {out}")
+        return
+    table = Table(title=f"{len(rows):,} quarantined rows")
+    for col in ("file", "line", "record_id", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["file"], str(r["line"]), r["record_id"] or "", r["reason"])
+    console.print(table)
+
+
+@reference_app.command("load")
+@user_errors
+def reference_load(
+    directory: Annotated[Path, typer.Argument(help="Directory of holdings CSV files (see spec/reference-data.md).")],
+) -> None:
+    """Load reference holdings; each file replaces its previous load, unchanged files are skipped."""
+    from ore.ingest import load_reference
+
+    ws = _workspace()
+    with progress_bar() as progress:
+        reports = load_reference(ws, directory, progress=progress)
+    console.print(_file_table("Reference holdings", reports))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

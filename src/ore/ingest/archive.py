@@ -1,0 +1,78 @@
+"""Safe unpacking of zipped packages: no path escapes, no bombs, no surprises.
+
+Sizes and counts declared in a zip's directory are checked first and the bytes
+actually written are counted again, since a hostile archive can lie about both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from ore.errors import PackageRejected
+
+MAX_RATIO = 200  # compression ratios above this are the mark of a zip bomb, not of CSV
+
+
+def check_archive(path: Path, max_bytes: int, max_entries: int) -> list[zipfile.ZipInfo]:
+    """The members of a zip after checking count, declared sizes, ratios and names."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise PackageRejected(f"{path.name}: not a readable zip archive ({e})") from None
+    with zf:
+        infos = zf.infolist()
+    if len(infos) > max_entries:
+        raise PackageRejected(f"{path.name}: {len(infos):,} entries (limit {max_entries:,})")
+    total = 0
+    for info in infos:
+        name = PurePosixPath(info.filename.replace("\\", "/"))
+        if name.is_absolute() or ".." in name.parts or (name.parts and ":" in name.parts[0]):
+            raise PackageRejected(f"{path.name}: entry {info.filename!r} would be written outside the package")
+        total += info.file_size
+        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1_000_000:
+            raise PackageRejected(
+                f"{path.name}: entry {info.filename!r} expands {info.file_size // info.compress_size}x "
+                f"(limit {MAX_RATIO}x): refused as a possible zip bomb"
+            )
+    if total > max_bytes:
+        raise PackageRejected(f"{path.name}: unpacks to {total:,} bytes (limit {max_bytes:,})")
+    return infos
+
+
+def unpack(path: Path, dest: Path, max_bytes: int, max_entries: int) -> Path:
+    """Unpack a zip into ``dest`` and return the package directory (the one holding manifest.json)."""
+    infos = check_archive(path, max_bytes, max_entries)
+    written = 0
+    with zipfile.ZipFile(path) as zf:
+        for info in infos:
+            if info.is_dir():
+                continue
+            target = dest.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, target.open("wb") as out:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise PackageRejected(f"{path.name}: unpacks to more than {max_bytes:,} bytes")
+                        out.write(chunk)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+                raise PackageRejected(f"{path.name}: entry {info.filename!r} is damaged ({e})") from None
+    return package_root(dest, path.name)
+
+
+def package_root(directory: Path, label: str) -> Path:
+    """The directory holding manifest.json: the top, or its only subdirectory."""
+    if (directory / "manifest.json").is_file():
+        return directory
+    subdirs = [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("__MACOSX")]
+    if len(subdirs) == 1 and (subdirs[0] / "manifest.json").is_file():
+        return subdirs[0]
+    raise PackageRejected(f"{label}: no manifest.json at the top of the package")
+
+
+def remove(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""Reading back and exporting quarantined rows."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from ore.workspace import Workspace
+
+COLUMNS = ["line", "record_id", "reason", "file", "field", "package_id"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def quarantined_rows(ws: Workspace, package_id: str | None = None) -> list[dict[str, Any]]:
+    if not ws.duckdb_path.exists():
+        return []
+    with ws.duckdb(read_only=True) as con:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM quarantine"
+        params: list[Any] = []
+        if package_id:
+            sql += " WHERE package_id = ?"
+            params.append(package_id)
+        cur = con.execute(sql + " ORDER BY file, line", params)
+        return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
+
+
+def safe_cell(value: Any) -> str:
+    """Neutralise spreadsheet formula injection: a cell starting with = + - @ tab or CR gets a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def write_quarantine_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow([r["line"], r["record_id"] or "", r["reason"], r["file"], r["field"] or "",
+                        r["package_id"] or ""])

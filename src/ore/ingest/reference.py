@@ -1,0 +1,67 @@
+"""Loading the receiving agency's holdings (register, convictions, ...) as a snapshot.
+
+Holdings go through the same readers and quarantine rules as leads. Each file
+replaces its previous load whole, since a holding is a snapshot of what was
+known; a file whose hash is unchanged is left as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ore.errors import OreError
+from ore.ingest.cards import Tokeniser
+from ore.ingest.manifest import sha256_file
+from ore.ingest.package import FileReport, Progress, _no_progress, load_file
+from ore.ingest.schema import REFERENCE, RowChecker
+from ore.ingest.tables import create_schema
+from ore.workspace import Workspace
+
+
+def load_reference(ws: Workspace, directory: Path, progress: Progress = _no_progress) -> list[FileReport]:
+    """Load every holdings file present in ``directory``; return what each file gave."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise OreError(f"{directory}: not a directory of reference holdings")
+    present = [spec for spec in REFERENCE if (directory / spec.file).is_file()]
+    if not present:
+        names = ", ".join(spec.file for spec in REFERENCE)
+        raise OreError(f"{directory}: holds none of the reference files ({names})")
+    reports: list[FileReport] = []
+    with ws.lock(f"reference load {directory.name}"), ws.duckdb() as con:
+        create_schema(con)
+        version, key = ws.card_key()
+        tokeniser = Tokeniser(key, version)
+        for spec in present:
+            path = directory / spec.file
+            digest = sha256_file(path)
+            label = f"reference/{spec.file}"
+            prior = con.execute(
+                "SELECT sha256, rows_read, accepted, quarantined, warnings FROM reference_loads WHERE file = ?",
+                [spec.file],
+            ).fetchall()
+            if prior and prior[0][0] == digest:
+                reports.append(FileReport(label, *prior[0][1:]))
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {spec.table}")
+                con.execute("DELETE FROM quarantine WHERE file = ?", [label])
+                con.execute("DELETE FROM ingest_warnings WHERE file = ?", [label])
+                report = load_file(
+                    con, spec, path, RowChecker(spec, tokeniser), package_id=None, settings=ws.settings,
+                    progress=progress, label=label,
+                )
+                con.execute("DELETE FROM reference_loads WHERE file = ?", [spec.file])
+                con.execute(
+                    "INSERT INTO reference_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [spec.file, digest, datetime.now(UTC).replace(tzinfo=None), report.rows_read,
+                     report.accepted, report.quarantined, report.warnings],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            reports.append(report)
+    return reports

@@ -1,0 +1,130 @@
+"""The workspace: one directory holding all of ore's state for an operation.
+
+It holds the DuckDB file of bulk tables, the case-store database (SQLite unless
+``ORE_DATABASE_URL`` names another), and the card-token keys. Every command that
+writes takes the workspace lock first, so two processes wait for each other
+instead of corrupting a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from filelock import FileLock, Timeout
+
+from ore.config import Settings, get_settings
+from ore.errors import OreError, WorkspaceBusy
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    settings: Settings
+
+    @classmethod
+    def open(cls, root: Path | str | None = None, settings: Settings | None = None) -> Workspace:
+        """Open (creating on first use) the workspace at ``root`` or the configured default."""
+        settings = settings or get_settings()
+        path = Path(root) if root is not None else settings.workspace
+        path = path.expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise OreError(f"workspace {path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "keys").mkdir(mode=0o700, exist_ok=True)
+        (path / "tmp").mkdir(exist_ok=True)
+        return cls(path, settings)
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.root / "ore.duckdb"
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.root / 'cases.sqlite'}"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @contextmanager
+    def lock(self, purpose: str) -> Iterator[None]:
+        """Hold the workspace exclusively; wait up to ``lock_timeout`` seconds for another process."""
+        lock = FileLock(str(self.root / ".lock"), timeout=self.settings.lock_timeout)
+        holder = self.root / ".lock.holder"
+        try:
+            lock.acquire()
+        except Timeout:
+            who = holder.read_text(encoding="utf-8") if holder.exists() else "another ore process"
+            raise WorkspaceBusy(
+                f"workspace {self.root} is busy ({who.strip()}); waited {self.settings.lock_timeout:.0f} s. "
+                "Try again when it finishes, or raise ORE_LOCK_TIMEOUT."
+            ) from None
+        try:
+            holder.write_text(
+                json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}),
+                encoding="utf-8",
+            )
+            yield
+        finally:
+            holder.unlink(missing_ok=True)
+            lock.release()
+
+    @contextmanager
+    def duckdb(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the bulk-table database; closed on exit."""
+        if read_only and not self.duckdb_path.exists():
+            raise OreError(f"workspace {self.root} holds no data yet: ingest a package first")
+        con = duckdb.connect(str(self.duckdb_path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # --- card-token keys -------------------------------------------------------------
+
+    def card_key(self) -> tuple[int, bytes]:
+        """The current card-token key and its version, generating version 1 on first use.
+
+        Keys live in ``keys/card-vN.key`` (mode 0600). A newer version is added by
+        rotation (issue 10); the highest version tokenises new data.
+        """
+        keys = sorted(self._key_files(), key=lambda kv: kv[0])
+        if not keys:
+            self._write_key(1)
+            keys = self._key_files()
+        version, path = keys[-1]
+        return version, path.read_bytes()
+
+    def card_keys(self) -> dict[int, bytes]:
+        """Every key version present, for matching data tokenised under older keys."""
+        return {v: p.read_bytes() for v, p in self._key_files()}
+
+    def _key_files(self) -> list[tuple[int, Path]]:
+        found = []
+        for p in (self.root / "keys").glob("card-v*.key"):
+            try:
+                found.append((int(p.stem.removeprefix("card-v")), p))
+            except ValueError:
+                continue
+        return found
+
+    def _write_key(self, version: int) -> None:
+        path = self.root / "keys" / f"card-v{version}.key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # another process created it first; use theirs
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(KEY_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
