@@ -1,0 +1,42 @@
+"""UK postcodes: normal form and which routing prefixes a postcode falls under.
+
+A routing prefix is an area (``B``), a district (``TN31``), a sector (``TN31 7``) or
+a whole postcode. Plain string prefixes would send ``BA1 1AA`` (Bath) to ``B``
+(Birmingham) and ``CV10`` to ``CV1``; a prefix here matches only at the
+boundaries of the postcode's own parts.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Outward code: area letters, district digit(s), optional letter; inward: digit + two letters.
+_POSTCODE = re.compile(r"^([A-Z]{1,2})([0-9][0-9A-Z]?)([0-9][A-Z]{2})$")
+
+
+def compact(postcode: str | None) -> str:
+    """Upper case, no spaces: the key ore compares postcodes by."""
+    return re.sub(r"[^0-9A-Za-z]", "", postcode or "").upper()
+
+
+def split(postcode: str | None) -> tuple[str, str, str] | None:
+    """(area, outward, inward) of a well-formed UK postcode, else None."""
+    m = _POSTCODE.match(compact(postcode))
+    if not m:
+        return None
+    area, district, inward = m.groups()
+    return area, area + district, inward
+
+
+def pretty(postcode: str | None) -> str | None:
+    parts = split(postcode)
+    return f"{parts[1]} {parts[2]}" if parts else None
+
+
+def routing_keys(postcode: str | None) -> list[str]:
+    """The compact prefixes this postcode matches, most specific first."""
+    parts = split(postcode)
+    if parts is None:
+        return []
+    area, outward, inward = parts
+    return [outward + inward, outward + inward[0], outward, area]

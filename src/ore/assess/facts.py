@@ -1,0 +1,131 @@
+"""The facts a priority rests on, gathered per person from links, records and evidence.
+
+Facts are what ore found (a register link with its probability, a count of own
+purchases); the policy turns facts into bands. Keeping them apart lets an analyst
+change the banding without touching how facts are established.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+
+@dataclass
+class Fact:
+    code: str  # a factor name in the policy
+    values: dict[str, Any]  # fills the factor's sentence
+    band_hint: str | None = None  # e.g. register risk level, looked up in the policy
+
+
+@dataclass
+class PersonFacts:
+    person_id: str
+    facts: list[Fact] = field(default_factory=list)
+    likely_victim: bool = False
+    evidence_grade: str = "B"
+    abuse_records: int = 0  # non-adult records resolved to the person, any status
+    own_abuse: int = 0  # ... of them not suspected of being card fraud
+    own_purchases: int = 0  # approved, not suspected
+    own_months: int = 0
+    all_purchases: int = 0  # approved, whoever made them
+    all_months: int = 0
+    own_adult: int = 0
+
+
+def _pct(p: float | None) -> str:
+    return "unknown" if p is None else f"{p:.1%}"
+
+
+def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: float) -> dict[str, PersonFacts]:
+    people: dict[str, PersonFacts] = {
+        pid: PersonFacts(pid)
+        for (pid,) in con.execute(
+            "SELECT person_id FROM identified_persons WHERE package_id = ? ORDER BY person_id", [package_id]
+        ).fetchall()
+    }
+    args = [package_id, min_probability]
+    links = "FROM holding_links h {join} WHERE h.package_id = ? AND h.holding = '{holding}' AND h.match_probability >= ?"
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return con.execute(sql, args).fetchall()
+
+    facts: dict[str, list[Fact]] = defaultdict(list)
+    for pid, ref, offence, risk, p in rows(
+        "SELECT h.person_id, r.register_id, r.offence_type, r.risk_level, h.match_probability "
+        + links.format(join="JOIN ref_register r ON r.register_id = h.ref", holding="register")
+    ):
+        facts[pid].append(Fact("registered_offender", {"register_id": ref, "offence_type": offence or "unknown",
+                                                       "risk_level": risk or "unknown", "probability": _pct(p)},
+                               band_hint=risk))
+    for pid, ref, cat, when, p in rows(
+        "SELECT h.person_id, c.conviction_ref, c.offence_category, c.offence_date, h.match_probability "
+        + links.format(join="JOIN ref_convictions c ON c.conviction_ref = h.ref", holding="convictions")
+    ):
+        code = {"sexual_contact_child": "contact_offence_child", "sexual_contact_adult": "sexual_offence_conviction",
+                "iioc": "iioc_conviction"}.get(cat or "")
+        if code:
+            facts[pid].append(Fact(code, {"conviction_ref": ref, "offence_category": cat,
+                                          "offence_date": when or "date unknown", "probability": _pct(p)}))
+    for pid, employer, occupation, sector, p in rows(
+        "SELECT h.person_id, e.employer, e.occupation, e.sector, h.match_probability "
+        + links.format(join="JOIN ref_employment e ON e.employment_ref = h.ref", holding="employment")
+        + " AND e.works_with_children"
+    ):
+        facts[pid].append(Fact("works_with_children", {"employer": employer or "unknown employer",
+                                                       "occupation": occupation or "a job",
+                                                       "sector": sector or "sector unknown", "probability": _pct(p)}))
+    for pid, address, children, p in rows(
+        "SELECT h.person_id, h.ref, max(x.children_under_18), max(h.match_probability) "
+        + links.format(join="JOIN ref_households x ON concat_ws('|', x.address_line1, x.postcode) = h.ref",
+                       holding="households")
+        + " AND x.children_under_18 > 0 GROUP BY h.person_id, h.ref"
+    ):
+        facts[pid].append(Fact("children_in_household", {"children": children, "address": address.replace("|", ", "),
+                                                         "probability": _pct(p)}))
+    for pid, ref, force in rows(
+        "SELECT h.person_id, o.case_ref, o.force_code "
+        + links.format(join="JOIN ref_open_cases o ON o.case_ref = h.ref", holding="open_cases")
+    ):
+        facts[pid].append(Fact("open_case", {"case_ref": ref, "force_code": force or "another force"}))
+    for pid, fs in facts.items():
+        if pid in people:
+            people[pid].facts.extend(fs)
+
+    for pid, grade, victim in con.execute(
+        "SELECT person_id, evidence_grade, likely_victim FROM person_evidence WHERE package_id = ?", [package_id]
+    ).fetchall():
+        if pid in people:
+            people[pid].evidence_grade = grade or "B"
+            people[pid].likely_victim = bool(victim)
+
+    month = "strftime(l.transaction_time, '%Y-%m')"
+    abuse = "l.product_category <> 'adult'"
+    own = "NOT coalesce(e.fraud_suspected, false)"
+    approved = "l.status = 'approved'"
+    for pid, *counts in con.execute(
+        f"""
+        SELECT r.person_id,
+               count(*) FILTER (WHERE {abuse}),
+               count(*) FILTER (WHERE {abuse} AND {own}),
+               count(*) FILTER (WHERE {abuse} AND {own} AND {approved}),
+               count(DISTINCT {month}) FILTER (WHERE {abuse} AND {own} AND {approved}),
+               count(*) FILTER (WHERE {abuse} AND {approved}),
+               count(DISTINCT {month}) FILTER (WHERE {abuse} AND {approved}),
+               count(*) FILTER (WHERE NOT ({abuse}) AND {own})
+        FROM resolved_records r
+        JOIN leads l USING (package_id, record_id)
+        LEFT JOIN record_evidence e USING (package_id, record_id)
+        WHERE r.package_id = ?
+        GROUP BY r.person_id
+        """,
+        [package_id],
+    ).fetchall():
+        if pid in people:
+            p = people[pid]
+            (p.abuse_records, p.own_abuse, p.own_purchases, p.own_months, p.all_purchases, p.all_months,
+             p.own_adult) = counts
+    return people

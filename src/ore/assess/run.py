@@ -1,0 +1,62 @@
+"""Writes ``person_priority`` for a package: every identified person and unidentified subject."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ore.assess.bands import Assessment, assess_person
+from ore.assess.facts import gather
+from ore.assess.policy import Policy, load_policy
+
+
+def _unidentified(con: duckdb.DuckDBPyConnection, package_id: str, policy: Policy) -> dict[str, Assessment]:
+    """Subjects who visited the sites bought content; those who never did were billing stolen cards."""
+    out: dict[str, Assessment] = {}
+    for sid, cards, visited in con.execute(
+        """
+        SELECT s.subject_id, s.card_count,
+               EXISTS (SELECT 1 FROM record_evidence e JOIN leads l USING (package_id, record_id)
+                       JOIN visits v ON v.package_id = l.package_id AND v.username = l.username
+                       WHERE e.package_id = s.package_id AND e.subject_id = s.subject_id)
+        FROM unidentified_subjects s WHERE s.package_id = ? ORDER BY s.subject_id
+        """,
+        [package_id],
+    ).fetchall():
+        key = "visited" if visited else "billing_only"
+        rule = policy.unidentified[key]
+        out[sid] = Assessment(rule.band or "none", [f"unidentified_{key}"],
+                              [rule.sentence.format(cards=cards)])
+    return out
+
+
+def assess(con: duckdb.DuckDBPyConnection, package_id: str, policy_path: Path | None = None) -> dict[str, int]:
+    """Band every person of the package; returns the count per band."""
+    policy = load_policy(policy_path)
+    results = {pid: assess_person(f, policy) for pid, f in gather(con, package_id, policy.min_link_probability).items()}
+    results.update(_unidentified(con, package_id, policy))
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS person_priority (package_id VARCHAR, person_id VARCHAR, priority VARCHAR,"
+        " reasons VARCHAR, sentences VARCHAR)"
+    )
+    con.execute("DELETE FROM person_priority WHERE package_id = ?", [package_id])
+    ids = sorted(results)
+    batch = pa.table({
+        "package_id": [package_id] * len(ids),
+        "person_id": ids,
+        "priority": [results[i].priority for i in ids],
+        "reasons": [";".join(results[i].reasons) for i in ids],
+        "sentences": [json.dumps(results[i].sentences, ensure_ascii=False) for i in ids],
+    })
+    con.register("_ore_priority", batch)
+    try:
+        con.execute("INSERT INTO person_priority SELECT * FROM _ore_priority")
+    finally:
+        con.unregister("_ore_priority")
+    counts: dict[str, int] = {}
+    for a in results.values():
+        counts[a.priority] = counts.get(a.priority, 0) + 1
+    return counts
