@@ -142,13 +142,7 @@ def ingest(
         return
     if package is None:
         raise OreError("give a PACKAGE to ingest, or --suggest-mapping FILE")
-    mapper = None
-    mapping_text = None
-    if mapping is not None:
-        from ore.ingest.mapping import load_mapping
-
-        mapper = load_mapping(mapping)
-        mapping_text = mapping.read_text(encoding="utf-8")
+    mapper, mapping_text = _load_mapping(mapping)
     ws = _workspace()
     with progress_bar() as progress:
         report = run_ingest(ws, package, mapping=mapper, mapping_text=mapping_text, package_id=package_id,
@@ -197,6 +191,84 @@ def reference_load(
     with progress_bar() as progress:
         reports = load_reference(ws, directory, progress=progress)
     console.print(_file_table("Reference holdings", reports))
+
+
+def _load_mapping(mapping: Path | None) -> tuple[Any, str | None]:
+    if mapping is None:
+        return None, None
+    from ore.ingest.mapping import load_mapping
+
+    return load_mapping(mapping), mapping.read_text(encoding="utf-8")
+
+
+def _triage_table(summary: Any) -> Table:
+    table = Table(title=f"Triage of {summary.package_id}")
+    table.add_column("band")
+    table.add_column("persons", justify="right")
+    for band in ("P1", "P2", "P3", "P4", "none"):
+        table.add_row(band, f"{summary.bands.get(band, 0):,}")
+    return table
+
+
+@app.command()
+@user_errors
+def triage(
+    package: Annotated[Path, typer.Argument(help="Package directory or .zip (ingested first if new).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for records.csv, persons.csv, quarantine.csv, report.html.")],
+    reference: Annotated[
+        Path | None, typer.Option("--reference", "-r", help="Directory of reference holdings to load first.")
+    ] = None,
+    postcodes: Annotated[
+        Path | None, typer.Option("--postcodes", help="ONS National Statistics Postcode Lookup CSV (pcds, pfa).")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Priority policy YAML [default: shipped].")] = None,
+    fraud_policy: Annotated[
+        Path | None, typer.Option("--fraud-policy", help="Evidence indicator weights YAML [default: shipped].")
+    ] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", "-m", help="YAML column mapping for a foreign export.")] = None,
+    package_id: Annotated[str | None, typer.Option("--package-id", help="Package id for a bare export.")] = None,
+) -> None:
+    """Resolve, corroborate, prioritise and allocate a package; write the triage output and report."""
+    from ore.pipeline import triage as run_triage
+
+    mapper, mapping_text = _load_mapping(mapping)
+    ws = _workspace()
+    with progress_bar() as progress, console.status("triage") as status:
+        summary = run_triage(
+            ws, package, out, reference=reference, postcodes=postcodes, mapping=mapper, mapping_text=mapping_text,
+            package_id=package_id, policy=policy, fraud_policy=fraud_policy, progress=progress,
+            step=lambda name: status.update(f"triage: {name}"),
+        )
+    console.print(_file_table(f"Package {summary.package_id}: {summary.ingest.status}", summary.ingest.files))
+    console.print(_triage_table(summary))
+    alloc = summary.allocation
+    console.print(f"Allocated to a force: {alloc.get('allocated', 0):,}; unallocated queue: {alloc.get('unallocated', 0):,}")
+    console.print("Stage times (s): " + ", ".join(f"{k} {v}" for k, v in summary.seconds.items()))
+    console.print(f"Output written to [bold]{out}[/] (records.csv, persons.csv, quarantine.csv, report.html).")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario directory with truth/ (from ore synth).")],
+    out: Annotated[Path, typer.Argument(help="Triage output directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a triage output against a scenario's ground truth."""
+    import json
+
+    from ore.evaluate import evaluate as run_evaluate
+
+    scores = run_evaluate(scenario, out)
+    if as_json:
+        console.print_json(json.dumps(scores))
+        return
+    table = Table(title=f"Scores of {out} against {scenario}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in scores.items():
+        table.add_row(k, "" if v is None else f"{v:.4f}")
+    console.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover
