@@ -1,0 +1,154 @@
+"""Reading the first sheet of an XLSX workbook as a header and rows, like a CSV file.
+
+The workbook is a zip archive of XML: its directory is checked first (entry
+count, declared uncompressed sizes, compression ratios, entry names, the same
+checks as a zipped package), and its XML is parsed by openpyxl through
+defusedxml, so entity expansion and external entities are refused. Python's
+zipfile never inflates an entry past its declared size, so a lying directory
+cannot make the reader exceed what was checked.
+
+Row numbers are the sheet's row numbers (the header is row 1). Cells are turned
+into text in the canonical forms: dates ``YYYY-MM-DD``, date-times
+``YYYY-MM-DDTHH:MM:SS``, numbers as plain decimals (no exponent), booleans
+``true``/``false``. Trailing empty cells are not a wrong width (spreadsheets
+drop them); a non-empty cell beyond the header is.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+from ore.errors import PackageRejected
+from ore.ingest.archive import check_archive
+from ore.ingest.csvrows import SourceRow, clean_header
+
+MAX_SHEET_ROWS = 1_048_576  # what Excel itself can hold
+Opened = tuple[list[str], Iterator[SourceRow], Callable[[], None]]
+
+
+def cell_text(value: Any) -> str:
+    """A cell's value as text in the canonical form of its type."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, datetime):
+        # spreadsheet times are day fractions: round away float noise to the millisecond
+        value = _round_ms(value)
+        if value.time() == time(0) and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat(timespec="seconds" if not value.microsecond else "milliseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat(timespec="seconds" if not value.microsecond else "milliseconds")
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value)
+
+
+def _round_ms(value: datetime) -> datetime:
+    micro = value.microsecond
+    rounded = round(micro / 1000) * 1000
+    return value.replace(microsecond=0) + timedelta(microseconds=rounded)
+
+
+def _open_workbook(path: Path) -> Any:
+    import openpyxl
+
+    if not openpyxl.DEFUSEDXML:
+        raise PackageRejected(
+            f"{path.name}: XLSX files are read only through defusedxml, which is missing or disabled "
+            "(OPENPYXL_DEFUSEDXML); export the sheet as CSV instead"
+        )
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    except PackageRejected:
+        raise
+    except Exception as e:  # openpyxl raises many kinds for a damaged or hostile workbook
+        raise PackageRejected(f"{path.name}: not a readable XLSX workbook ({type(e).__name__}: {e})") from None
+
+
+def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int) -> Opened:
+    """Header, rows and a close function for the first worksheet of ``path``."""
+    check_archive(path, max_bytes, max_entries)
+    wb = _open_workbook(path)
+    try:
+        sheets = wb.worksheets
+        if not sheets:
+            raise PackageRejected(f"{path.name}: the workbook has no worksheet")
+        ws = sheets[0]
+        ws.reset_dimensions()  # do not trust the declared dimension: read what is there
+        cells = ws.iter_rows(values_only=True)
+        try:
+            first = next(cells, None)
+        except Exception as e:
+            raise PackageRejected(f"{path.name}: sheet {ws.title!r} cannot be read ({type(e).__name__}: {e})") from None
+        if first is None:
+            raise PackageRejected(f"{path.name}: sheet {ws.title!r} is empty (no header row)")
+        texts = [cell_text(v) for v in first]
+        while texts and not texts[-1].strip():
+            texts.pop()
+        if not texts:
+            raise PackageRejected(f"{path.name}: line 1: sheet {ws.title!r} has no header in its first row")
+        header = clean_header(texts, path.name)
+    except BaseException:
+        wb.close()
+        raise
+    return header, _rows(cells, header, path.name, max_field_chars), wb.close
+
+
+def _rows(cells: Iterator[tuple[Any, ...]], names: list[str], source: str, max_field_chars: int
+          ) -> Iterator[SourceRow]:
+    width = len(names)
+    line = 1
+    while True:
+        try:
+            row = next(cells)
+        except StopIteration:
+            return
+        except (zipfile.BadZipFile, zlib.error, EOFError, ParseError, ValueError, KeyError, OSError) as e:
+            raise PackageRejected(
+                f"{source}: line {line + 1}: the sheet cannot be read ({type(e).__name__}: {e})"
+            ) from None
+        except Exception as e:  # defusedxml's refusals (entities, DTDs) and other XML faults
+            raise PackageRejected(
+                f"{source}: line {line + 1}: the sheet was refused ({type(e).__name__}: {e})"
+            ) from None
+        line += 1
+        if line > MAX_SHEET_ROWS:
+            raise PackageRejected(f"{source}: the sheet claims more than {MAX_SHEET_ROWS:,} rows")
+        fields = [cell_text(v) for v in row]
+        while len(fields) > width and not fields[-1].strip():
+            fields.pop()
+        if not any(f.strip() for f in fields):
+            continue  # an empty row is not a row
+        problems: list[str] = []
+        if len(fields) > width:
+            problems.append(f"row has {len(fields)} fields, the header has {width}")
+        padded = fields + [""] * (width - len(fields))
+        values = dict(zip(names, padded, strict=False))
+        for name, value in values.items():
+            if len(value) > max_field_chars:
+                problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
+        yield SourceRow(line, values, problems, fields)
+
+
+__all__ = ["open_xlsx", "cell_text"]
