@@ -295,7 +295,7 @@ class RowChecker:
         elif kind == "datetime":
             try:
                 value = parse_datetime(raw)
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
                 raise FieldError(name, f"{name} {raw!r} is not an ISO 8601 date-time") from None
             self._not_future(name, value)
             out[name] = value
@@ -312,9 +312,11 @@ class RowChecker:
                 number = Decimal(raw)
             except InvalidOperation:
                 raise FieldError(name, f"{name} {raw!r} is not a number") from None
-            if not number.is_finite() or number <= 0 or not math.isfinite(float(number)):
+            # checked again as stored: 1e-999 is positive as a Decimal but 0.0 as a DOUBLE, 1e999 infinite
+            stored = float(number) if number.is_finite() else math.nan
+            if not math.isfinite(stored) or stored <= 0:
                 raise FieldError(name, f"{name} {raw!r} is not a positive finite number")
-            out[name] = float(number)
+            out[name] = stored
         elif kind == "choice":
             value_c = raw.lower()
             if value_c not in col.choices:
