@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ore.allocate.postcodes import compact, routing_keys, split
+from ore.allocate.postcodes import compact, prefix_key, routing_keys, split
 from ore.errors import OreError
 
 NSPL_COLUMNS = ("pcds", "pfa")
@@ -54,7 +54,7 @@ class Router:
     """Routes postcodes through the prefix table (and NSPL when loaded)."""
 
     def __init__(self, prefixes: dict[str, tuple[str, str | None]], nspl: dict[str, str] | None = None) -> None:
-        self.prefixes = {compact(p): v for p, v in prefixes.items() if p}
+        self.prefixes = {prefix_key(p): v for p, v in prefixes.items() if p.strip()}
         self.names = {code: name for code, name in self.prefixes.values()}
         self.nspl = nspl or {}
 

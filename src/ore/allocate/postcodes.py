@@ -39,4 +39,16 @@ def routing_keys(postcode: str | None) -> list[str]:
     if parts is None:
         return []
     area, outward, inward = parts
-    return [outward + inward, outward + inward[0], outward, area]
+    return [outward + inward, f"{outward} {inward[0]}", outward, area]
+
+
+def prefix_key(prefix: str) -> str:
+    """A routing-table prefix in the form ``routing_keys`` produces.
+
+    A sector keeps its space (``TN3 1``): without it, it could not be told from the
+    district ``TN31``.
+    """
+    words = prefix.upper().split()
+    if len(words) == 2 and len(words[1]) == 1:
+        return f"{words[0]} {words[1]}"
+    return "".join(words)
