@@ -64,12 +64,32 @@ def _no_progress(label: str, done: int, total: int | None) -> None:
     return None
 
 
+SHOWN_CHARS = 200  # a quarantined value longer than this is kept cut, with its length
+
+
+def readable(value: str, limit: int = SHOWN_CHARS) -> str:
+    """A value as people can read it and DuckDB can store it.
+
+    Undecodable bytes (lone surrogates from ``surrogateescape``) become ``\\xNN``,
+    since a surrogate cannot be encoded and would fail the insert; a value longer
+    than ``limit`` is cut, so a 10 MB field does not become a 10 MB quarantine row.
+    """
+    if len(value) > limit:
+        value = f"{value[:limit]}... ({len(value):,} characters)"
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = value.encode("utf-8", "backslashreplace")
+    return data.decode("utf-8", "backslashreplace")
+
+
 def masked_row(values: dict[str, str], raw: list[str]) -> str:
     """A quarantined row as JSON for people to read, with every card-like number masked."""
-    shown: dict[str, Any] = dict(values) if values else {"fields": raw}
-    if shown.get("card_number"):
-        digits = "".join(ch for ch in shown["card_number"] if ch.isdigit())
-        shown["card_number"] = mask(digits) if len(digits) >= 12 else "*" * len(digits)
+    shown: dict[str, Any] = {k: readable(v) for k, v in values.items()} if values else {
+        "fields": [readable(v) for v in raw]}
+    if values.get("card_number"):
+        digits = "".join(ch for ch in values["card_number"] if ch.isdigit())
+        shown["card_number"] = readable(mask(digits) if len(digits) >= 12 else "*" * len(digits))
     return mask_text(json.dumps(shown, ensure_ascii=False))
 
 
@@ -148,9 +168,9 @@ def _load_rows(
                     "package_id": package_id,
                     "file": label,
                     "line": row.line,
-                    "record_id": _record_id(values),
+                    "record_id": mask_text(readable(_record_id(values))),
                     "field": e.field,
-                    "reason": mask_text(str(e)),
+                    "reason": mask_text(readable(str(e), limit=1000)),
                     "row_masked": masked_row(values, row.raw),
                 }
             )
