@@ -210,6 +210,15 @@ def _triage_table(summary: Any) -> Table:
     return table
 
 
+def _scores_table(title: str, scores: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in scores.items():
+        table.add_row(k, "" if v is None else f"{v:.4f}")
+    return table
+
+
 @app.command()
 @user_errors
 def triage(
@@ -263,12 +272,39 @@ def evaluate(
     if as_json:
         console.print_json(json.dumps(scores))
         return
-    table = Table(title=f"Scores of {out} against {scenario}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in scores.items():
-        table.add_row(k, "" if v is None else f"{v:.4f}")
-    console.print(table)
+    console.print(_scores_table(f"Scores of {out} against {scenario}", scores))
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the demo scenario, workspace and output.")] = Path(
+        "demo-out"
+    ),
+    people: Annotated[int, typer.Option(help="People in the synthetic population.")] = 20_000,
+    subscribers: Annotated[int, typer.Option(help="Genuine subscribers among them.")] = 1_500,
+    seed: Annotated[int, typer.Option(help="Random seed of the scenario.")] = 7,
+) -> None:
+    """Generate a synthetic scenario, triage it on the embedded defaults, score it and write the report."""
+    import shutil
+
+    from ore.evaluate import evaluate as run_evaluate
+    from ore.pipeline import triage as run_triage
+    from ore.synth import generate
+
+    scenario, result, workspace = out / "scenario", out / "triage", out / "workspace"
+    for path in (scenario, result, workspace):
+        shutil.rmtree(path, ignore_errors=True)  # a demo starts clean every time
+    with console.status(f"Generating a synthetic scenario of {people:,} people (seed {seed})"):
+        generate(scenario, people=people, subscribers=subscribers, seed=seed)
+    ws = Workspace.open(workspace, get_settings())
+    with progress_bar() as progress, console.status("triage") as status:
+        summary = run_triage(ws, scenario / "package", result, reference=scenario / "reference", progress=progress,
+                             step=lambda name: status.update(f"triage: {name}"))
+    console.print(_file_table(f"Package {summary.package_id}: {summary.ingest.status}", summary.ingest.files))
+    console.print(_triage_table(summary))
+    console.print(_scores_table("Scores against the scenario's ground truth", run_evaluate(scenario, result)))
+    console.print(f"Report: [bold]{result / 'report.html'}[/]; work list: {result / 'persons.csv'}")
 
 
 if __name__ == "__main__":  # pragma: no cover
