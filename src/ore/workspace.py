@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -30,6 +30,12 @@ KEY_BYTES = 32
 class Workspace:
     root: Path
     settings: Settings
+    # One lock object per Workspace: it counts re-entries, so a command holding the lock can open
+    # connections (which take it too) without waiting for itself.
+    _lock: FileLock = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lock", FileLock(str(self.root / ".lock"), timeout=self.settings.lock_timeout))
 
     @classmethod
     def open(cls, root: Path | str | None = None, settings: Settings | None = None) -> Workspace:
@@ -59,8 +65,9 @@ class Workspace:
     @contextmanager
     def lock(self, purpose: str) -> Iterator[None]:
         """Hold the workspace exclusively; wait up to ``lock_timeout`` seconds for another process."""
-        lock = FileLock(str(self.root / ".lock"), timeout=self.settings.lock_timeout)
+        lock = self._lock
         holder = self.root / ".lock.holder"
+        outermost = not lock.is_locked
         try:
             lock.acquire()
         except Timeout:
@@ -70,25 +77,32 @@ class Workspace:
                 "Try again when it finishes, or raise ORE_LOCK_TIMEOUT."
             ) from None
         try:
-            holder.write_text(
-                json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}),
-                encoding="utf-8",
-            )
+            if outermost:
+                holder.write_text(
+                    json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}),
+                    encoding="utf-8",
+                )
             yield
         finally:
-            holder.unlink(missing_ok=True)
+            if outermost:
+                holder.unlink(missing_ok=True)
             lock.release()
 
     @contextmanager
     def duckdb(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the bulk-table database; closed on exit."""
+        """A connection to the bulk-table database, holding the workspace lock; closed on exit.
+
+        DuckDB lets one process at a time open a database file, so every connection
+        takes the workspace lock: a second process waits instead of failing.
+        """
         if read_only and not self.duckdb_path.exists():
             raise OreError(f"workspace {self.root} holds no data yet: ingest a package first")
-        con = duckdb.connect(str(self.duckdb_path), read_only=read_only)
-        try:
-            yield con
-        finally:
-            con.close()
+        with self.lock("read" if read_only else "write"):
+            con = duckdb.connect(str(self.duckdb_path), read_only=read_only)
+            try:
+                yield con
+            finally:
+                con.close()
 
     # --- card-token keys -------------------------------------------------------------
 
