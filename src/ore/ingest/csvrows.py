@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ore.errors import PackageRejected
+from ore.ingest.cards import mask_text
 
 # The csv module's own limit is raised so that a long field is our quarantine reason, not a crash.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+# A quoted field may hold line breaks (an address typed on two lines), but one running over more
+# lines than this is taken for a quote that was opened and never closed.
+MAX_RECORD_LINES = 100
 
 
 @dataclass
@@ -46,9 +51,56 @@ def clean_header(header: list[str], source: str) -> list[str]:
         if _has_undecodable(name):
             raise PackageRejected(f"{source}: line 1: header of column {i} is not valid UTF-8")
         if name in seen:
-            raise PackageRejected(f"{source}: line 1: header {name!r} appears twice")
+            # a file without a header row has data here: never echo a card number
+            raise PackageRejected(f"{source}: line 1: header {mask_text(name)!r} appears twice")
         seen.add(name)
     return names
+
+
+class _Runaway(Exception):
+    """A record has run over ``MAX_RECORD_LINES`` physical lines: a quote opened and never closed."""
+
+
+class _Lines:
+    """The physical lines handed to the csv parser: counted, and replayable after an unbalanced quote.
+
+    The parser pulls lines as it needs them; ``record`` holds those of the row being
+    read, ``ran_out`` says the file ended while the parser still wanted more (so a
+    quoted field was open at the end of the file).
+    """
+
+    def __init__(self, text: Iterator[str]) -> None:
+        self._text = text
+        self._again: list[str] = []  # lines to be read again, last first
+        self.number = 0  # physical line number of the last line handed out
+        self.record: list[str] = []
+        self.ran_out = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.record) >= MAX_RECORD_LINES:
+            raise _Runaway
+        if self._again:
+            line = self._again.pop()
+        else:
+            try:
+                line = next(self._text)
+            except StopIteration:
+                self.ran_out = True
+                raise
+        self.number += 1
+        self.record.append(line)
+        return line
+
+    def start_record(self) -> None:
+        self.record = []
+        self.ran_out = False
+
+    def read_again(self, lines: list[str]) -> None:
+        self._again.extend(reversed(lines))
+        self.number -= len(lines)
 
 
 def read_csv(stream: BinaryIO, source: str, max_field_chars: int) -> tuple[list[str], Iterator[SourceRow]]:
@@ -57,32 +109,48 @@ def read_csv(stream: BinaryIO, source: str, max_field_chars: int) -> tuple[list[
     Blank lines are not rows. A row's line number is the physical line where it
     starts (the header is line 1), as a person opening the file would count.
     """
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
-    reader = csv.reader(text, strict=False)
+    # utf-8-sig: a BOM is dropped before parsing, so a quoted first header name still parses as quoted
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _Lines(iter(text))
     try:
-        header = next(reader)
+        header = next(csv.reader(lines, strict=False))
     except StopIteration:
         raise PackageRejected(f"{source}: the file is empty (no header row)") from None
+    except _Runaway:
+        header = []
     except csv.Error as e:
         raise PackageRejected(f"{source}: line 1: the header cannot be read: {e}") from None
+    if not header or lines.ran_out:
+        raise PackageRejected(f"{source}: line 1: the header opens a quote that never closes")
     names = clean_header(header, source)
-    return names, _rows(reader, names, source, max_field_chars)
+    return names, _rows(lines, names, source, max_field_chars)
 
 
-def _rows(reader: csv.reader, names: list[str], source: str, max_field_chars: int) -> Iterator[SourceRow]:  # type: ignore[valid-type]
+def _rows(lines: _Lines, names: list[str], source: str, max_field_chars: int) -> Iterator[SourceRow]:
     width = len(names)
-    end = reader.line_num  # type: ignore[attr-defined]
+    reader = csv.reader(lines, strict=False)
     while True:
-        start = end + 1
+        lines.start_record()
+        start = lines.number + 1
         try:
-            fields = next(reader)
+            fields: list[str] | None = next(reader)
         except StopIteration:
             return
+        except _Runaway:
+            fields = None
         except csv.Error as e:
-            end = reader.line_num  # type: ignore[attr-defined]
-            yield SourceRow(start, {}, [f"the row cannot be parsed as CSV: {e}"])
+            reader = csv.reader(lines, strict=False)  # a fresh parser: the old one's state is unknown
+            yield SourceRow(start, {}, [f"the row cannot be parsed as CSV: {e}"], ["".join(lines.record)])
             continue
-        end = reader.line_num  # type: ignore[attr-defined]
+        if fields is None or lines.ran_out or (len(lines.record) > 1 and len(fields) != width):
+            # An unbalanced quote: a field opened with " and not closed where the row should end
+            # swallows the rows after it. The row is cut back to its own first line and quarantined;
+            # the lines it swallowed are read again as rows of their own.
+            reader = csv.reader(lines, strict=False)
+            first, swallowed = lines.record[0], lines.record[1:]
+            lines.read_again(swallowed)
+            yield _unbalanced(start, first, names, fields is None)
+            continue
         if not fields or fields == [""] and width > 1:
             continue  # a blank line is not a row
         problems: list[str] = []
@@ -99,6 +167,15 @@ def _rows(reader: csv.reader, names: list[str], source: str, max_field_chars: in
             if any(_has_undecodable(v) for v in extra):
                 problems.append("extra fields have bytes that are not UTF-8")
         yield SourceRow(start, values, problems, fields)
+
+
+def _unbalanced(line: int, text: str, names: list[str], runaway: bool) -> SourceRow:
+    fields = next(csv.reader([text], strict=False), [])
+    values = dict(zip(names, fields, strict=False))
+    where = f"runs over more than {MAX_RECORD_LINES} lines" if runaway else "does not close where the row ends"
+    problem = (f"unbalanced quote: a quoted field opened on line {line} {where}; "
+               "the row is cut at the end of its line and the lines after it are read as rows")
+    return SourceRow(line, values, [problem], fields)
 
 
 def open_csv(path: Path, max_field_chars: int) -> tuple[list[str], Iterator[SourceRow], BinaryIO]:
