@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ore.errors import OreError, PackageRejected
 from ore.ingest.cards import mask_text
@@ -101,7 +101,7 @@ class ColumnRule(BaseModel):
     source: str | None = Field(None, alias="from")
     value: str | None = None
     default: str | None = None
-    formats: list[str] | None = None
+    formats: Annotated[list[str] | None, BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = None
     year_pivot: int | None = Field(None, ge=0, le=99)
     timezone: str | None = None
     amount: Annotated[AmountRule | None, BeforeValidator(_as_amount)] = None
@@ -116,14 +116,22 @@ class ColumnRule(BaseModel):
             raise ValueError("give 'from' or 'value', not both")
         if self.value is not None and (self.default is not None or self.formats or self.amount or self.values):
             raise ValueError("a constant ('value') takes no other options")
-        if self.formats is not None:
-            _check_formats(self.formats)
-        if self.timezone is not None:
-            try:
-                ZoneInfo(self.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"timezone {self.timezone!r} is not a known time zone (e.g. America/New_York)")
         return self
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_formats(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{v!r} is not a known time zone (e.g. America/New_York)") from None
+        return v
 
 
 class SplitRule(BaseModel):
@@ -147,9 +155,10 @@ class SplitRule(BaseModel):
             data["patterns"] = data.pop("pattern")
         return data
 
-    @model_validator(mode="after")
-    def _valid_patterns(self) -> SplitRule:
-        for p in self.patterns:
+    @field_validator("patterns")
+    @classmethod
+    def _valid_patterns(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
             names = _PLACEHOLDER.findall(p)
             if not names:
                 raise ValueError(f"pattern {p!r} has no {{field}} placeholder")
@@ -160,7 +169,7 @@ class SplitRule(BaseModel):
             leftover = _PLACEHOLDER.sub("", p)
             if "{" in leftover or "}" in leftover:
                 raise ValueError(f"pattern {p!r}: braces must hold a field name such as {{last_name}}")
-        return self
+        return patterns
 
     @property
     def targets(self) -> list[str]:
@@ -322,6 +331,12 @@ def parse_mapping(text: str, where: str = "mapping") -> MappingFile:
                     msg += f" (did you mean {near[0]}?)" if near else f" (allowed: {', '.join(allowed)})"
             elif err["type"] == "missing":
                 msg = "required key is missing"
+            elif loc and loc[-1] == "amount" and err["type"] in ("model_type", "dict_type"):
+                msg = 'write true, or the separators: {thousands: ",", decimal: "."}'
+            elif err["type"] in ("model_type", "dict_type"):
+                msg = f"should be a set of keys (key: value), not {err.get('input')!r}"
+            elif err["type"] in ("list_type",):
+                msg = f"should be a list such as [a, b], not {err.get('input')!r}"
             messages.append(_problem(where, lines, loc, msg))
         raise MappingError("; ".join(messages)) from None
     problems = _semantic_problems(model)
