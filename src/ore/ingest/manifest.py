@@ -15,6 +15,7 @@ from ore.ingest.csvrows import count_rows
 FORMAT = "ore-lead-package"
 VERSION = 1
 KNOWN_FILES = ("leads.csv", "visits.csv")
+MAX_MANIFEST_BYTES = 1_000_000  # a manifest is a few hundred bytes; it is read whole, so bound it
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,13 @@ def sha256_file(path: Path) -> str:
 def read_manifest(root: Path) -> Manifest:
     """Parse and check ``manifest.json`` against the files beside it; reject on any disagreement."""
     path = root / "manifest.json"
+    if not path.is_file():
+        raise PackageRejected(f"{root}: no manifest.json")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise PackageRejected(f"manifest.json: {path.stat().st_size:,} bytes is not a manifest "
+                              f"(limit {MAX_MANIFEST_BYTES:,})")
     try:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise PackageRejected(f"{root}: no manifest.json") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PackageRejected(f"manifest.json: not valid JSON ({e})") from None
     if not isinstance(raw, dict):
@@ -70,17 +74,19 @@ def read_manifest(root: Path) -> Manifest:
     files = raw.get("files")
     if not isinstance(files, dict) or "leads.csv" not in files:
         raise PackageRejected("manifest.json: files must list leads.csv with its sha256 and rows")
+    # the whole manifest is checked before any file is read, so a bad entry is named whatever its place
     for name, meta in files.items():
         if name not in KNOWN_FILES:
             raise PackageRejected(f"manifest.json: unknown file {name!r} (a package holds {', '.join(KNOWN_FILES)})")
-        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or not isinstance(
-            meta.get("rows"), int
-        ):
+        rows = meta.get("rows") if isinstance(meta, dict) else None
+        if (not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str)
+                or not isinstance(rows, int) or isinstance(rows, bool) or rows < 0):
             raise PackageRejected(f"manifest.json: {name} needs a sha256 string and a rows count")
-        check_file(root / name, meta)
     for name in KNOWN_FILES:
         if (root / name).exists() and name not in files:
             raise PackageRejected(f"{name}: present in the package but not listed in manifest.json")
+    for name, meta in files.items():
+        check_file(root / name, meta)
     return Manifest(package_id.strip(), raw, files)
 
 
