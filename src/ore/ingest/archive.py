@@ -51,8 +51,8 @@ def unpack(path: Path, dest: Path, max_bytes: int, max_entries: int) -> Path:
             if info.is_dir():
                 continue
             target = dest.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, target.open("wb") as out:
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
@@ -61,6 +61,12 @@ def unpack(path: Path, dest: Path, max_bytes: int, max_entries: int) -> Path:
                         out.write(chunk)
             except (zipfile.BadZipFile, EOFError, zlib.error) as e:
                 raise PackageRejected(f"{path.name}: entry {info.filename!r} is damaged ({e})") from None
+            except (NotImplementedError, RuntimeError) as e:  # an unsupported compression, an encrypted entry
+                raise PackageRejected(f"{path.name}: entry {info.filename!r} cannot be read ({e})") from None
+            except OSError as e:  # e.g. 'x' both a file and a directory in the archive
+                raise PackageRejected(
+                    f"{path.name}: entry {info.filename!r} cannot be unpacked ({e.strerror})"
+                ) from None
     return package_root(dest, path.name)
 
 
