@@ -234,6 +234,10 @@ def ingest(
     if not source.exists():
         raise PackageRejected(f"{source}: no such file or directory")
     with ws.lock(f"ingest {source.name}"):
+        # Unpacked files hold clear card numbers: any left by a run that was killed go now
+        # (every unpack happens under this lock, so none of them is in use).
+        for stale in ws.tmp.glob("unpack-*"):
+            archive.remove(stale)
         unpacked: Path | None = None
         try:
             if source.is_dir():
