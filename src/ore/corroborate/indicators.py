@@ -1,0 +1,268 @@
+"""The indicators: each a set-based SQL query over the stage's working tables.
+
+Every query returns one row per record where the indicator fires: ``record_id``, the detail
+columns its sentence may name and, for counted indicators, ``n`` (the count its tiers weigh).
+The queries read only the working tables built by :mod:`ore.corroborate.base`:
+
+``_cb_rec``    one row per accepted lead of the package (normalised identifiers, person key)
+``_cb_vis``    the package's visits (normalised account, IP, IP network, time)
+``_cb_names``  per record, how well the typed surname matches the cardholder name (0..1)
+``_cb_alerts`` card alerts from the reference holdings (empty when none are loaded)
+
+"Different people" is always counted as the least of distinct persons, distinct cards and
+distinct surname keys (first and last letter of the cardholder's surname, so that typing errors
+do not make new people), so neither a person with two cards, nor a resolve that split one person
+in two, nor two people of one name sharing a name-made account looks like many people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+PEOPLE = "least(count(DISTINCT person_key), count(DISTINCT card_token), count(DISTINCT sname))"
+
+
+@dataclass(frozen=True)
+class Spec:
+    details: tuple[str, ...]
+    sql: Callable[[dict[str, Any]], str]  # params (plus "threshold" for counted) -> SQL
+    params: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (minimum, default)
+    counted: bool = False
+    default_count: float = 1
+
+
+def _alert_before(p: dict[str, Any]) -> str:
+    return f"""
+    SELECT r.record_id,
+           first(a.alert_type ORDER BY a.reported_on DESC, a.alert_type) AS alert_type,
+           CAST(max(a.reported_on) AS VARCHAR) AS reported_on,
+           min(date_diff('day', a.reported_on, r.day)) AS days
+    FROM _cb_rec r JOIN _cb_alerts a ON a.card_token = r.card_token
+    WHERE a.reported_on <= r.day AND date_diff('day', a.reported_on, r.day) <= {int(p['max_days'])}
+    GROUP BY r.record_id"""
+
+
+def _alert_after(p: dict[str, Any]) -> str:
+    return f"""
+    SELECT r.record_id,
+           first(a.alert_type ORDER BY a.reported_on, a.alert_type) AS alert_type,
+           CAST(min(a.reported_on) AS VARCHAR) AS reported_on,
+           min(date_diff('day', r.day, a.reported_on)) AS days
+    FROM _cb_rec r JOIN _cb_alerts a ON a.card_token = r.card_token
+    WHERE a.reported_on > r.day AND date_diff('day', r.day, a.reported_on) <= {int(p['max_days'])}
+    GROUP BY r.record_id"""
+
+
+def _chargeback(p: dict[str, Any]) -> str:
+    return "SELECT record_id, status FROM _cb_rec WHERE status = 'chargeback'"
+
+
+def _declines(p: dict[str, Any]) -> str:
+    w = float(p["window_hours"]) * 3600
+    return f"""
+    WITH d AS (SELECT record_id, card_token, ts FROM _cb_rec WHERE status = 'declined'),
+         a AS (SELECT record_id, card_token, ts FROM _cb_rec WHERE completed),
+         pairs AS (SELECT a.record_id AS approval, d.record_id AS decline
+                   FROM a JOIN d ON d.card_token = a.card_token AND d.ts <= a.ts AND a.ts - d.ts <= {w}),
+         per AS (SELECT approval, count(*) AS n FROM pairs GROUP BY approval),
+         hit AS (SELECT approval AS record_id, n FROM per
+                 UNION ALL
+                 SELECT pairs.decline, per.n FROM pairs JOIN per USING (approval))
+    SELECT record_id, max(n) AS n, {p['window_hours']:g} AS hours FROM hit
+    GROUP BY record_id HAVING max(n) >= {p['threshold']}"""
+
+
+def _sources(where: str = "") -> str:
+    """Each record's sources (IP, email, account) as labelled strings."""
+    return f"""
+        SELECT record_id, person_key, card_token, sname, status, 'IP ' || ip_n AS source
+        FROM _cb_rec WHERE ip_n IS NOT NULL {where}
+        UNION ALL
+        SELECT record_id, person_key, card_token, sname, status, 'email ' || email_n
+        FROM _cb_rec WHERE email_n IS NOT NULL {where}
+        UNION ALL
+        SELECT record_id, person_key, card_token, sname, status, 'account ' || user_n
+        FROM _cb_rec WHERE user_n IS NOT NULL {where}"""
+
+
+def _card_testing(p: dict[str, Any]) -> str:
+    return f"""
+    WITH src AS ({_sources()}),
+         g AS (SELECT source, {PEOPLE} AS n FROM src WHERE status = 'declined'
+               GROUP BY source HAVING {PEOPLE} >= {p['threshold']})
+    SELECT src.record_id, first(g.source ORDER BY g.n DESC, g.source) AS source, max(g.n) AS n
+    FROM src JOIN g USING (source) GROUP BY src.record_id"""
+
+
+def _ip_country(p: dict[str, Any]) -> str:
+    return """
+    SELECT record_id, ip_cc AS ip_country, cc AS country FROM _cb_rec
+    WHERE ip_cc IS NOT NULL AND cc IS NOT NULL AND ip_cc <> cc"""
+
+
+def _never_visited(p: dict[str, Any]) -> str:
+    grace = float(p["min_log_days_after"]) * 86400
+    return f"""
+    SELECT r.record_id, r.user_n AS username FROM _cb_rec r
+    WHERE r.completed AND r.user_n IS NOT NULL
+      AND r.ts <= (SELECT max(ts) FROM _cb_vis) - {grace}
+      AND r.ts >= (SELECT min(ts) FROM _cb_vis) - 30 * 86400
+      AND NOT EXISTS (SELECT 1 FROM _cb_vis v WHERE v.user_n = r.user_n)"""
+
+
+def _visits_unlike(p: dict[str, Any]) -> str:
+    return """
+    WITH places AS (SELECT DISTINCT person_key, ip_net FROM _cb_rec WHERE ip_net IS NOT NULL),
+         acct AS (SELECT DISTINCT user_n, ip_net FROM _cb_vis WHERE ip_net IS NOT NULL),
+         rv AS (SELECT r.record_id, r.user_n, a.ip_net, p.ip_net IS NOT NULL AS fits
+                FROM _cb_rec r JOIN acct a ON a.user_n = r.user_n
+                LEFT JOIN places p ON p.person_key = r.person_key AND p.ip_net = a.ip_net)
+    SELECT record_id, min(user_n) AS username, count(DISTINCT ip_net) AS n_places
+    FROM rv GROUP BY record_id HAVING NOT bool_or(fits)"""
+
+
+def _shared(column: str, label: str) -> Callable[[dict[str, Any]], str]:
+    def sql(p: dict[str, Any]) -> str:
+        return f"""
+        WITH g AS (SELECT {column}, {PEOPLE} AS n FROM _cb_rec WHERE {column} IS NOT NULL
+                   GROUP BY {column} HAVING {PEOPLE} >= {p['threshold']})
+        SELECT r.record_id, r.{column} AS {label}, g.n FROM _cb_rec r JOIN g USING ({column})"""
+
+    return sql
+
+
+def _account_pattern(p: dict[str, Any]) -> str:
+    return f"""
+    WITH s AS (SELECT record_id, person_key, card_token, sname, stem FROM _cb_rec
+               WHERE length(stem) >= 3 AND NOT stem_from_name),
+         g AS (SELECT stem, {PEOPLE} AS n FROM s GROUP BY stem HAVING {PEOPLE} >= {p['threshold']})
+    SELECT s.record_id, s.stem, g.n FROM s JOIN g USING (stem)"""
+
+
+def _shared_ip(p: dict[str, Any]) -> str:
+    return f"""
+    WITH vacct AS (SELECT DISTINCT user_n, ip_n FROM _cb_vis WHERE ip_n IS NOT NULL),
+         rip AS (SELECT record_id, ip_n AS ip FROM _cb_rec WHERE ip_n IS NOT NULL
+                 UNION
+                 SELECT r.record_id, v.ip_n FROM _cb_rec r JOIN vacct v ON v.user_n = r.user_n),
+         uses AS (SELECT rip.ip, r.person_key, r.card_token, r.sname FROM rip JOIN _cb_rec r USING (record_id)),
+         g AS (SELECT ip, {PEOPLE} AS n FROM uses GROUP BY ip HAVING {PEOPLE} >= {p['threshold']})
+    SELECT rip.record_id, first(g.ip ORDER BY g.n DESC, g.ip) AS ip, max(g.n) AS n
+    FROM rip JOIN g USING (ip) GROUP BY rip.record_id"""
+
+
+def _name_unlike(p: dict[str, Any]) -> str:
+    return f"""
+    SELECT r.record_id, r.typed_name, r.cardholder_name FROM _cb_names s JOIN _cb_rec r USING (record_id)
+    WHERE s.best < {float(p['min_similarity'])}"""
+
+
+def _firsts() -> str:
+    """The first record of each card in the package: a new card signing up."""
+    return """
+        SELECT * FROM (
+            SELECT record_id, card_token, ip_n, product, ts,
+                   row_number() OVER (PARTITION BY card_token ORDER BY ts, record_id) AS rn
+            FROM _cb_rec WHERE product IS NOT NULL)
+        WHERE rn = 1"""
+
+
+def _signup_burst(p: dict[str, Any]) -> str:
+    half = float(p["window_hours"]) * 3600 / 2
+    return f"""
+    WITH f AS ({_firsts()}),
+         w AS (SELECT record_id, ip_n, product,
+                      count(*) OVER (PARTITION BY ip_n, product ORDER BY ts
+                                     RANGE BETWEEN {half} PRECEDING AND {half} FOLLOWING) AS n
+               FROM f WHERE ip_n IS NOT NULL)
+    SELECT record_id, ip_n AS source, product, n, {p['window_hours']:g} AS hours
+    FROM w WHERE n >= {p['threshold']}"""
+
+
+def _signup_spike(p: dict[str, Any]) -> str:
+    half = float(p["window_minutes"]) * 60 / 2
+    base = max(float(p["baseline_days"]) * 86400, 4 * half)
+    return f"""
+    WITH f AS ({_firsts()}),
+         w AS (SELECT record_id, product,
+                      count(*) OVER (PARTITION BY product ORDER BY ts
+                                     RANGE BETWEEN {half} PRECEDING AND {half} FOLLOWING) AS n,
+                      count(*) OVER (PARTITION BY product ORDER BY ts
+                                     RANGE BETWEEN {base} PRECEDING AND {base} FOLLOWING) AS nb
+               FROM f),
+         x AS (SELECT *, (nb - n) * {2 * half} / {2 * base - 2 * half} AS expected FROM w)
+    SELECT record_id, product, n, round(expected, 1) AS expected, {p['window_minutes']:g} AS minutes
+    FROM x WHERE n >= {p['threshold']} AND n >= expected + {float(p['z'])} * sqrt(expected) + 1"""
+
+
+def _repeat(p: dict[str, Any]) -> str:
+    gap = float(p["min_days"]) * 86400
+    return f"""
+    WITH c AS (SELECT record_id, person_key, email_n, user_n, ts FROM _cb_rec WHERE completed),
+         pairs AS (SELECT r.record_id, c.record_id AS other, abs(c.ts - r.ts) AS gap
+                   FROM _cb_rec r JOIN c ON c.person_key = r.person_key AND c.record_id <> r.record_id
+                   AND (c.email_n = r.email_n OR c.user_n = r.user_n))
+    SELECT record_id, count(DISTINCT other) + 1 AS n, CAST(round(max(gap) / 86400) AS BIGINT) AS days
+    FROM pairs GROUP BY record_id HAVING max(gap) >= {gap}"""
+
+
+def _ip_consistent(p: dict[str, Any]) -> str:
+    gap = float(p["min_days"]) * 86400
+    return f"""
+    SELECT r.record_id, count(DISTINCT c.record_id) AS n, CAST(round(max(abs(c.ts - r.ts)) / 86400) AS BIGINT) AS days
+    FROM _cb_rec r JOIN _cb_rec c
+      ON c.person_key = r.person_key AND c.ip_net = r.ip_net AND c.record_id <> r.record_id
+     AND abs(c.ts - r.ts) >= {gap}
+    GROUP BY r.record_id"""
+
+
+def _visits_fit(p: dict[str, Any]) -> str:
+    return f"""
+    WITH owners AS (SELECT user_n, count(DISTINCT sname) AS np FROM _cb_rec WHERE user_n IS NOT NULL GROUP BY user_n),
+         v AS (SELECT user_n, ip_net, count(DISTINCT day) AS days FROM _cb_vis WHERE ip_net IS NOT NULL
+               GROUP BY user_n, ip_net)
+    SELECT r.record_id, r.user_n AS username, v.days
+    FROM _cb_rec r JOIN v ON v.user_n = r.user_n AND v.ip_net = r.ip_net
+    JOIN owners o ON o.user_n = r.user_n
+    WHERE o.np <= 1 AND v.days >= {int(p['min_days'])}"""
+
+
+def _account_in_name(p: dict[str, Any]) -> str:
+    return """
+    SELECT r.record_id, coalesce(r.user_n, r.email_n) AS username FROM _cb_rec r JOIN _cb_names s USING (record_id)
+    WHERE s.best >= 0.9 AND r.acct_from_name"""
+
+
+SPECS: dict[str, Spec] = {
+    "alert_before_txn": Spec(("alert_type", "reported_on", "days"), _alert_before, {"max_days": (0, 730)}),
+    "alert_after_txn": Spec(("alert_type", "reported_on", "days"), _alert_after, {"max_days": (0, 365)}),
+    "chargeback": Spec(("status",), _chargeback),
+    "declines_before_approval": Spec(("n", "hours"), _declines, {"window_hours": (0, 24)}, counted=True),
+    "card_testing": Spec(("source", "n"), _card_testing, counted=True, default_count=3),
+    "ip_country_mismatch": Spec(("ip_country", "country"), _ip_country),
+    "never_visited": Spec(("username",), _never_visited, {"min_log_days_after": (0, 7)}),
+    "visits_unlike_cardholder": Spec(("username", "n_places"), _visits_unlike),
+    "shared_email": Spec(("email", "n"), _shared("email_n", "email"), counted=True, default_count=3),
+    "shared_account": Spec(("username", "n"), _shared("user_n", "username"), counted=True, default_count=3),
+    "account_pattern": Spec(("stem", "n"), _account_pattern, counted=True, default_count=4),
+    "shared_ip": Spec(("ip", "n"), _shared_ip, counted=True, default_count=3),
+    "name_unlike_cardholder": Spec(
+        ("typed_name", "cardholder_name"), _name_unlike, {"min_similarity": (0, 0.8)}
+    ),
+    "signup_burst": Spec(
+        ("source", "product", "n", "hours"), _signup_burst, {"window_hours": (0.01, 6)}, counted=True, default_count=4
+    ),
+    "signup_spike": Spec(
+        ("product", "n", "expected", "minutes"),
+        _signup_spike,
+        {"window_minutes": (1, 60), "baseline_days": (0, 3), "z": (0, 5)},
+        counted=True,
+        default_count=6,
+    ),
+    "repeat_purchases": Spec(("n", "days"), _repeat, {"min_days": (0, 28)}),
+    "purchase_ip_consistent": Spec(("n", "days"), _ip_consistent, {"min_days": (0, 7)}),
+    "visits_fit": Spec(("username", "days"), _visits_fit, {"min_days": (1, 2)}),
+    "account_in_cardholder_name": Spec(("username",), _account_in_name),
+}
