@@ -16,14 +16,11 @@ drop them); a non-empty cell beyond the header is.
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import ParseError
 
 from ore.errors import PackageRejected
 from ore.ingest.archive import check_archive
@@ -83,7 +80,20 @@ def _open_workbook(path: Path) -> Any:
     except PackageRejected:
         raise
     except Exception as e:  # openpyxl raises many kinds for a damaged or hostile workbook
-        raise PackageRejected(f"{path.name}: not a readable XLSX workbook ({type(e).__name__}: {e})") from None
+        raise PackageRejected(f"{path.name}: {_why(e, 'not a readable XLSX workbook')}") from None
+
+
+def _why(error: BaseException, what: str) -> str:
+    """The innermost cause of an openpyxl failure, said plainly (defusedxml refusals named as such)."""
+    from defusedxml import DefusedXmlException
+
+    root = error
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    if isinstance(root, DefusedXmlException):
+        return f"refused: its XML declares entities or a DTD, which ore does not expand ({root!r})"
+    text = str(root).split("\n")[0]
+    return f"{what} ({type(root).__name__}: {text})"
 
 
 def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int) -> Opened:
@@ -100,7 +110,7 @@ def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int
         try:
             first = next(cells, None)
         except Exception as e:
-            raise PackageRejected(f"{path.name}: sheet {ws.title!r} cannot be read ({type(e).__name__}: {e})") from None
+            raise PackageRejected(f"{path.name}: line 1: {_why(e, f'sheet {ws.title!r} cannot be read')}") from None
         if first is None:
             raise PackageRejected(f"{path.name}: sheet {ws.title!r} is empty (no header row)")
         texts = [cell_text(v) for v in first]
@@ -124,14 +134,8 @@ def _rows(cells: Iterator[tuple[Any, ...]], names: list[str], source: str, max_f
             row = next(cells)
         except StopIteration:
             return
-        except (zipfile.BadZipFile, zlib.error, EOFError, ParseError, ValueError, KeyError, OSError) as e:
-            raise PackageRejected(
-                f"{source}: line {line + 1}: the sheet cannot be read ({type(e).__name__}: {e})"
-            ) from None
-        except Exception as e:  # defusedxml's refusals (entities, DTDs) and other XML faults
-            raise PackageRejected(
-                f"{source}: line {line + 1}: the sheet was refused ({type(e).__name__}: {e})"
-            ) from None
+        except Exception as e:  # a damaged entry, bad XML, or defusedxml refusing entities or a DTD
+            raise PackageRejected(f"{source}: line {line + 1}: {_why(e, 'the sheet cannot be read')}") from None
         line += 1
         if line > MAX_SHEET_ROWS:
             raise PackageRejected(f"{source}: the sheet claims more than {MAX_SHEET_ROWS:,} rows")
