@@ -12,8 +12,9 @@ import hmac
 import re
 
 _SEPARATORS = re.compile(r"[ \-]")
-# Runs of 12-19 digits, optionally grouped by spaces or dashes: anything that could be a card number.
-_CARDLIKE = re.compile(r"(?<!\d)(?:\d[ \-]?){11,18}\d(?!\d)")
+# Runs of 12-19 digits, grouped by spaces or dashes as ``card_digits`` accepts them ("4111 - 1111 ..."
+# too): anything that could be a card number.
+_CARDLIKE = re.compile(r"(?<!\d)(?:\d[ \-]*){11,18}\d(?!\d)")
 
 
 class CardError(ValueError):
@@ -57,6 +58,14 @@ def mask(digits: str) -> str:
 def mask_text(text: str) -> str:
     """Mask every card-like digit run in free text (quarantined rows, error messages)."""
     return _CARDLIKE.sub(lambda m: mask(_SEPARATORS.sub("", m.group(0))), text)
+
+
+def hide_number(text: str, digits: str) -> str:
+    """``text`` with the card ``digits`` (however grouped) masked wherever they stand, even in a longer number."""
+    if digits not in text.replace(" ", "").replace("-", ""):  # the common case, and cheap
+        return text
+    typed = re.compile("[ \\-]*".join(digits))
+    return typed.sub(mask(digits), text)
 
 
 class Tokeniser:

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from ore.ingest.cards import CardError, Tokeniser, card_digits, mask
+from ore.ingest.cards import CardError, Tokeniser, card_digits, hide_number, mask
 
 Kind = Literal["text", "datetime", "date", "amount", "card", "choice", "bool", "count", "expiry", "ip", "country"]
 
@@ -268,6 +268,8 @@ class RowChecker:
                     raise
                 warnings.append(e)
                 out[col.name] = None
+        if out.get("card_token") is not None:
+            self._hide_card_elsewhere(values, out)
         key = self.spec.unique
         if key is not None:
             k = out[key]
@@ -275,6 +277,14 @@ class RowChecker:
                 raise FieldError(key, f"{key} {k!r} appears more than once (first occurrence kept)")
             self.seen.add(k)
         return out, warnings
+
+    def _hide_card_elsewhere(self, values: dict[str, str], out: dict[str, Any]) -> None:
+        """Mask the row's card number where a sender also typed it into a free-text column."""
+        card = next(c for c in self.spec.columns if c.kind == "card")
+        digits = card_digits(values[card.name])
+        for col in self.spec.columns:
+            if col.kind == "text" and out[col.name]:
+                out[col.name] = hide_number(out[col.name], digits)
 
     def _convert(self, col: Column, raw: str, out: dict[str, Any]) -> None:
         name = col.name
