@@ -426,8 +426,8 @@ def suggest_mapping(path: Path) -> str:
         else:
             lines.append(f"  {name}: {_q(m.header)}  {comment}")
     if currency_note:
-        lines.append(f"  currency: {{value: {_q(currency_note)}}}  # from the sign on the amounts: check "
-                     "($ is also CAD, AUD, ...)")
+        caveat = " ($ is also CAD, AUD, ...)" if currency_note == "USD" else ""
+        lines.append(f"  currency: {{value: {_q(currency_note)}}}  # from the sign on the amounts: check{caveat}")
     if split_match:
         p = by_header[split_match.header]
         comma = p.looks.get("surname_first", 0.0)
