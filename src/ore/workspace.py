@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,11 +118,22 @@ class Workspace:
             self._write_key(1)
             keys = self._key_files()
         version, path = keys[-1]
-        return version, path.read_bytes()
+        return version, self._read_key(path)
 
     def card_keys(self) -> dict[int, bytes]:
         """Every key version present, for matching data tokenised under older keys."""
-        return {v: p.read_bytes() for v, p in self._key_files()}
+        return {v: self._read_key(p) for v, p in self._key_files()}
+
+    @staticmethod
+    def _read_key(path: Path) -> bytes:
+        key = path.read_bytes()
+        if len(key) != KEY_BYTES:
+            # never tokenise under a short or empty key: its tokens would match nothing made under the real one
+            raise OreError(
+                f"card key {path} is damaged ({len(key)} bytes, expected {KEY_BYTES}); restore it from "
+                "the operator's backup rather than deleting it: tokens made under another key do not match."
+            )
+        return key
 
     def _key_files(self) -> list[tuple[int, Path]]:
         found = []
@@ -133,12 +145,22 @@ class Workspace:
         return found
 
     def _write_key(self, version: int) -> None:
-        path = self.root / "keys" / f"card-v{version}.key"
+        """Write a new key whole under a temporary name, then link it into place.
+
+        The key appears under its real name only complete, so a run killed while
+        writing it leaves no empty key behind to tokenise with.
+        """
+        keys = self.root / "keys"
+        path = keys / f"card-v{version}.key"
+        fd, tmp = tempfile.mkstemp(prefix=".new-", dir=keys)  # mkstemp creates it with mode 0600
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return  # another process created it first; use theirs
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(KEY_BYTES))
-            f.flush()
-            os.fsync(f.fileno())
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(KEY_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first; use theirs
+        finally:
+            os.unlink(tmp)
