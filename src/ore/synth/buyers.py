@@ -1,0 +1,159 @@
+"""Genuine buyers: subscribers rebilled month after month, and adult-only customers.
+
+A genuine subscriber's orders agree with each other and with the access log: the same
+account and email, the same home IP (changing now and then within its ISP), visits from that
+IP between rebills. That agreement is what corroboration looks for; the noise (typos,
+nicknames, moves, missing dates of birth) is what resolution must see through.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date
+
+from ore.synth.cards import typed
+from ore.synth.config import Settings
+from ore.synth.geography import Geography
+from ore.synth.noise import Typist, email_local
+from ore.synth.orders import DAY, MONTH, IPs, Row, Spans, iso_time, weighted
+from ore.synth.population import EPOCH, Population
+
+ABROAD = ("ES", "FR", "NL", "IE", "DE")
+
+
+@dataclass
+class Context:
+    """What every lead-making module needs."""
+
+    pop: Population
+    geo: Geography
+    settings: Settings
+    ips: IPs
+    spans: Spans
+    start: int  # timeline, epoch seconds
+    end: int
+    abbrev: dict[str, str]
+    merchant: str
+    merchant_variants: list[str]
+
+
+def ts(iso: str) -> int:
+    return (date.fromisoformat(iso) - EPOCH).days * DAY
+
+
+def pid(p: int) -> str:
+    return f"P{p:07d}"
+
+
+def base_values(ctx: Context, rng: random.Random) -> dict[str, str]:
+    merchant = ctx.merchant if rng.random() < 0.9 else rng.choice(ctx.merchant_variants)
+    return {"merchant": merchant, "currency": ctx.settings["package"]["currency"], "country": "GB",
+            "address_line2": "", "phone": ""}
+
+
+def card_style(rng: random.Random, rate: float) -> int:
+    return 0 if rng.random() >= rate else rng.choice((1, 1, 2))
+
+
+def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) -> list[Row]:
+    """All orders of one genuine buyer, and their visit spans."""
+    pop, geo, rates = ctx.pop, ctx.geo, ctx.settings.rates
+    sub = ctx.settings["subscribers"]
+    products = ctx.settings["products"]
+    formal_first, last = pop.first_name(p), pop.last_name(p)
+    typist = Typist.for_person(rng, rates, formal_first, pop.names.nicknames)
+    months = int(weighted(rng, sub["adult_months"] if adult_only else sub["months"]))
+    span = ctx.end - ctx.start
+    months = min(months, max(1, span // MONTH - 1))
+    t0 = ctx.start + rng.randrange(0, max(1, span - months * MONTH))
+    t0 = t0 - t0 % DAY + rng.randrange(DAY)  # a habitual time of day
+    kind = "adult" if adult_only else "abuse"
+    catalogue = products[kind]
+    site = rng.choice(catalogue)
+    switch_site = rng.randrange(1, months) if months > 1 and rng.random() < float(sub["second_site"]) else None
+    site2 = rng.choice(catalogue)
+    cards = [(str(pop.card1[p]), str(pop.expiry1[p]))]
+    card_switch = None
+    if pop.card2[p] and rng.random() < rates["second_card_use"]:
+        cards.append((str(pop.card2[p]), str(pop.expiry2[p])))
+        card_switch = rng.randrange(0, months) if months > 1 else 0
+    style = card_style(rng, rates["card_format"])
+    birth_year = int(pop.dob_iso(p)[:4])
+    domains = ctx.settings["population"]["email_domains"]
+
+    def new_email() -> tuple[str, str]:
+        local = email_local(rng, formal_first if rng.random() < 0.8 else (typist.nickname or formal_first),
+                            last, birth_year)
+        user = local if len(local) <= 12 or rng.random() < 0.3 else local[:12]
+        return f"{local}@{weighted(rng, domains)}", user.replace(".", rng.choice((".", "_", ".")))
+
+    email, user = new_email()
+    email_switch = rng.randrange(1, months) if months > 1 and rng.random() < rates["email_change"] else None
+    ip = ctx.ips.new(rng, "GB")
+    move_at = None
+    if pop.moved[p] and months > 1 and rng.random() < rates["moved_during"]:
+        move_at = rng.randrange(1, months)
+    visit_rate = 0.0 if rng.random() < float(sub["never_visit"]) else rng.uniform(*sub["visits_per_month"])
+    if adult_only:
+        visit_rate *= 0.5
+    embossed = f"{formal_first if rng.random() < 0.9 else formal_first[0]} {last}".upper()
+    dob = pop.dob_iso(p)
+    rows: list[Row] = []
+    adult_also = not adult_only and rng.random() < float(sub["adult_also"])
+    for m in range(months):
+        t = t0 + m * MONTH + rng.randrange(-3600, 3600)
+        if m and rng.random() < rates["ip_change"]:
+            ip = ctx.ips.new(rng, "GB", near=ip)
+        if email_switch is not None and m == email_switch:
+            email, user = new_email()
+        product = site if switch_site is None or m < switch_site else site2
+        card, expiry = cards[-1] if card_switch is not None and m >= card_switch else cards[0]
+        orders = [(t, product, kind)]
+        if adult_also and rng.random() < 0.5:
+            extra = rng.choice(products["adult"])
+            orders.append((t + rng.randrange(600, 5 * DAY), extra, "adult"))
+        for when, prod, cat in orders:
+            rows.append(_genuine_row(ctx, rng, typist, p, when, prod, cat, card, expiry, style, email, user, ip,
+                                     recorded=move_at is not None and m < move_at, embossed=embossed, dob=dob,
+                                     formal_first=formal_first, last=last))
+            ctx.spans.add(user, when, when + MONTH, ip, prod["code"], visit_rate)
+    return rows
+
+
+def _genuine_row(ctx: Context, rng: random.Random, typist: Typist, p: int, t: int, product: dict, category: str,
+                 card: str, expiry: str, style: int, email: str, user: str, ip: str, *, recorded: bool,
+                 embossed: str, dob: str, formal_first: str, last: str) -> Row:
+    rates = ctx.settings.rates
+    sub = ctx.settings["subscribers"]
+    number, street, stype, town, pc = ctx.pop.address(p, ctx.geo, recorded=recorded)
+    first, lastn = typist.first(formal_first), typist.last(last)
+    r = rng.random()
+    status = "chargeback" if r < float(sub["genuine_chargeback"]) else "refunded" if r < 0.003 + float(
+        sub["genuine_chargeback"]) else "approved"
+    ip_country = "GB"
+    row_ip = ip
+    if rng.random() < rates["genuine_abroad"]:
+        ip_country = rng.choice(ABROAD)
+        row_ip = ctx.ips.new(rng, ip_country)
+    if rng.random() < rates["ip_country_missing"]:
+        ip_country = ""
+    cat_written = "unknown" if rng.random() < rates["unknown_category"] else category
+    values = base_values(ctx, rng)
+    values.update(
+        transaction_time=iso_time(t), product=product["code"], product_category=cat_written,
+        amount=str(product["price"]), status=status, card_number=typed(card, style if rng.random() < 0.8 else 0),
+        card_expiry=expiry,
+        cardholder_name=(f"{first} {lastn}".upper() if rng.random() < 0.7 else embossed),
+        first_name=_case(rng, first, rates["case_variation"]), last_name=_case(rng, lastn, rates["case_variation"]),
+        date_of_birth=typist.dob(dob), email=email, username=user,
+        address_line1=typist.address_line(number, street, stype, ctx.abbrev), town=typist.town(town),
+        postcode=typist.postcode(pc), ip_address=row_ip, ip_country=ip_country,
+    )
+    return Row(values, t, "genuine", pid(p), "", category)
+
+
+def _case(rng: random.Random, s: str, rate: float) -> str:
+    if rng.random() >= rate:
+        return s
+    return s.upper() if rng.random() < 0.5 else s.lower()
