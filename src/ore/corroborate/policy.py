@@ -7,6 +7,7 @@ needs only the keys it changes. Every value is checked here, and an error names 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -72,9 +73,21 @@ class Policy:
         return [i for i in self.indicators.values() if i.enabled]
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_text() -> str:
+    return resources.files("ore.corroborate").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _default_parsed() -> dict[str, Any]:
+    return yaml.load(_default_text(), Loader=_Loader)  # noqa: S506 - a safe loader
+
+
 def _default_raw() -> dict[str, Any]:
-    text = resources.files("ore.corroborate").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return copy.deepcopy(_default_parsed())
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -97,7 +110,7 @@ def load_policy(path: Path | str | None = None) -> Policy:
         except OSError as e:
             raise PolicyError(f"policy file {p}: cannot read it ({e.strerror or e})") from None
         try:
-            user = yaml.safe_load(text)
+            user = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
         except yaml.YAMLError as e:
             raise PolicyError(f"policy file {p}: not valid YAML ({e})") from None
         if user is None:

@@ -1,0 +1,275 @@
+"""One test per indicator: a small world where it must fire, and one where it must not."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from cbfixtures import PKG, build_db, fired, lead, run, visit
+
+
+def fires(code, leads, visits=None, alerts=None, persons=None):
+    con = build_db(leads, visits, alerts, persons)
+    run(con)
+    return fired(con, code)
+
+
+# --- reference holdings ---------------------------------------------------------------------
+
+
+def test_alert_before_txn():
+    leads = [lead("R1", "c1"), lead("R2", "c2")]
+    alerts = [("c1", date(2001, 2, 19), "stolen"), ("c2", date(2001, 3, 20), "stolen")]
+    assert fires("alert_before_txn", leads, alerts=alerts) == {"R1"}
+
+
+def test_alert_before_txn_not_when_long_before_the_window():
+    leads = [lead("R1", "c1")]
+    assert fires("alert_before_txn", leads, alerts=[("c1", date(1997, 1, 1), "lost")]) == set()
+
+
+def test_alert_after_txn():
+    leads = [lead("R1", "c1"), lead("R2", "c2"), lead("R3", "c3")]
+    alerts = [("c1", date(2001, 4, 1), "compromised"), ("c2", date(2001, 2, 1), "stolen"),
+              ("c3", date(2003, 1, 1), "stolen")]  # c3: too long after
+    assert fires("alert_after_txn", leads, alerts=alerts) == {"R1"}
+
+
+def test_chargeback():
+    leads = [lead("R1", "c1", status="chargeback"), lead("R2", "c2"), lead("R3", "c3", status="refunded")]
+    assert fires("chargeback", leads) == {"R1"}
+
+
+# --- the transaction --------------------------------------------------------------------------
+
+
+def test_declines_before_approval_marks_the_sequence():
+    leads = [
+        lead("R1", "c1", status="declined"),
+        lead("R2", "c1", status="declined", days=0.01),
+        lead("R3", "c1", days=0.02),
+    ]
+    assert fires("declines_before_approval", leads) == {"R1", "R2", "R3"}
+
+
+def test_declines_before_approval_not_days_apart_or_without_approval():
+    leads = [
+        lead("R1", "c1", status="declined"), lead("R2", "c1", days=3),  # approved three days later
+        lead("R3", "c2", status="declined"),  # never approved
+        lead("R4", "c3", days=1),
+    ]
+    assert fires("declines_before_approval", leads) == set()
+
+
+def test_card_testing_one_source_declined_on_many_peoples_cards():
+    ip = "91.1.1.1"
+    leads = [
+        lead("R1", "c1", "Ann Lee", ip=ip, status="declined"),
+        lead("R2", "c2", "Bob Hart", ip=ip, status="declined", days=0.1),
+        lead("R3", "c3", "Cy Moss", ip=ip, status="declined", days=0.2),
+        lead("R4", "c4", "Di Ford", ip=ip, days=0.3),
+        lead("R5", "c5", "Ed Kay", ip="81.9.9.9"),
+    ]
+    assert fires("card_testing", leads) == {"R1", "R2", "R3", "R4"}
+
+
+def test_card_testing_not_one_persons_own_cards():
+    ip = "81.1.1.1"
+    leads = [lead(f"R{i}", f"c{i}", "Ann Lee", ip=ip, status="declined", days=i) for i in range(3)]
+    persons = {f"R{i}": "P-ann" for i in range(3)}
+    assert fires("card_testing", leads, persons=persons) == set()
+
+
+def test_ip_country_mismatch():
+    leads = [
+        lead("R1", "c1", ip_country="RU"),
+        lead("R2", "c2", ip_country="GB"),
+        lead("R3", "c3", ip_country=""),  # unknown geolocation is no evidence
+        lead("R4", "c4", ip_country="US", country=""),
+    ]
+    assert fires("ip_country_mismatch", leads) == {"R1"}
+
+
+# --- the access log ---------------------------------------------------------------------------
+
+
+def test_never_visited():
+    leads = [
+        lead("R1", "c1", "Ann Lee"),
+        lead("R2", "c2", "Bob Hart"),
+        lead("R3", "c3", "Cy Moss", status="declined"),  # a declined attempt gets no access
+        lead("R4", "c4", "Di Ford", days=398),  # bought at the very end of the log
+    ]
+    visits = [visit("bhart", "81.2.3.4", days=1)]
+    assert fires("never_visited", leads, visits) == {"R1"}
+
+
+def test_never_visited_not_without_an_access_log():
+    con = build_db([lead("R1", "c1")])
+    con.execute("DELETE FROM visits")
+    run(con)
+    assert fired(con, "never_visited") == set()
+
+
+def test_visits_unlike_cardholder():
+    leads = [lead("R1", "c1", "Ann Lee", ip="81.2.3.4"), lead("R2", "c2", "Bob Hart", ip="82.7.1.1")]
+    visits = [
+        visit("alee", "200.1.2.3", days=1), visit("alee", "200.9.9.9", days=2),  # none where she bought
+        visit("bhart", "82.7.200.1", days=1),  # same provider network as his purchase
+    ]
+    assert fires("visits_unlike_cardholder", leads, visits) == {"R1"}
+
+
+# --- one source behind many cards -------------------------------------------------------------
+
+
+def test_shared_email():
+    e = "zed@mail.example"
+    leads = [lead("R1", "c1", "Ann Lee", email=e), lead("R2", "c2", "Bob Hart", email=e),
+             lead("R3", "c3", "Cy Moss", email=e), lead("R4", "c4", "Di Ford")]
+    assert fires("shared_email", leads) == {"R1", "R2", "R3"}
+
+
+def test_shared_email_not_one_person_with_three_cards():
+    e = "alee@mail.example"
+    leads = [lead(f"R{i}", f"c{i}", "Ann Lee", email=e, days=30 * i) for i in range(3)]
+    assert fires("shared_email", leads) == set()  # three "persons" (by card) but one surname
+
+
+def test_shared_account():
+    leads = [lead("R1", "c1", "Ann Lee", username="x1"), lead("R2", "c2", "Bob Hart", username="x1"),
+             lead("R3", "c3", "Cy Moss", username="x1")]
+    assert fires("shared_account", leads) == {"R1", "R2", "R3"}
+
+
+def test_shared_account_not_a_name_collision():
+    # two different Gibsons both call themselves dgibson; typing errors in the surname
+    leads = [lead("R1", "c1", "Darren Gibson", username="dgibson"),
+             lead("R2", "c2", "Dorothy Gibbson", username="dgibson"),
+             lead("R3", "c3", "Dorothy Gison", username="dgibson")]
+    assert fires("shared_account", leads) == set()
+
+
+def test_account_pattern():
+    leads = [lead(f"R{i}", f"c{i}", n, username=f"zed79{i}{i}", email=f"zed79{i}{i}@x.example")
+             for i, n in enumerate(["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford"])]
+    assert fires("account_pattern", leads) == {"R0", "R1", "R2", "R3"}
+
+
+def test_account_pattern_not_when_made_from_own_name():
+    leads = [lead(f"R{i}", f"c{i}", n, username=f"amy_{i}{i}")
+             for i, n in enumerate(["Amy Lee", "Amy Hart", "Ammy Moss", "Amy Ford"])]
+    assert fires("account_pattern", leads) == set()
+
+
+def test_shared_ip_through_orders_and_visits():
+    ip = "91.5.5.5"
+    leads = [lead("R1", "c1", "Ann Lee", ip=ip), lead("R2", "c2", "Bob Hart", ip=ip),
+             lead("R3", "c3", "Cy Moss", ip="92.1.1.1"), lead("R4", "c4", "Di Ford")]
+    visits = [visit("cmoss", ip, days=1)]  # the third account visited from the same IP
+    assert fires("shared_ip", leads, visits) == {"R1", "R2", "R3"}
+
+
+def test_shared_ip_not_a_household():
+    ip = "81.5.5.5"
+    leads = [lead("R1", "c1", "Ann Lee", ip=ip), lead("R2", "c2", "Bob Lee", ip=ip),
+             lead("R3", "c3", "Cy Lee", ip=ip), lead("R4", "c4", "Di Ford", ip=ip)]
+    assert fires("shared_ip", leads) == set()
+
+
+def test_name_unlike_cardholder():
+    leads = [
+        lead("R1", "c1", "Randy Fox", cardholder="MARK GRANT"),
+        lead("R2", "c2", "Jon Evaans", cardholder="JON EVANS"),  # a typing error
+        lead("R3", "c3", "Natalie B", cardholder="NATALIE BYRNE"),  # an initial
+        lead("R4", "c4", "Mark Grant", cardholder="GRANT, MARK"),  # surname first
+        lead("R5", "c5", "Bob O'Brien", cardholder="ROBERT OBRIEN"),  # nickname, punctuation
+        lead("R6", "c6", "Ann Lee", cardholder=""),  # no cardholder name: no evidence
+    ]
+    assert fires("name_unlike_cardholder", leads) == {"R1"}
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def test_signup_burst_from_one_source():
+    ip = "94.51.34.8"
+    names = ["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford"]
+    leads = [lead(f"R{i}", f"c{i}", n, ip=ip, days=i * 0.02) for i, n in enumerate(names)]
+    leads.append(lead("R9", "c9", "Ed Kay", ip=ip, days=5))
+    assert fires("signup_burst", leads) == {"R0", "R1", "R2", "R3"}
+
+
+def test_signup_burst_not_spread_over_days():
+    ip = "94.51.34.8"
+    names = ["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford"]
+    leads = [lead(f"R{i}", f"c{i}", n, ip=ip, days=i * 2) for i, n in enumerate(names)]
+    assert fires("signup_burst", leads) == set()
+
+
+def test_signup_spike_without_a_common_source():
+    names = [f"Name{c} Sur{c}x" for c in "abcdefgh"]
+    leads = [lead(f"R{i}", f"c{i}", n, ip=f"81.{i}.1.1", days=i * 0.004) for i, n in enumerate(names)]
+    leads += [lead(f"Q{i}", f"d{i}", f"Other{i} Per{i}z", ip=f"82.{i}.1.1", days=-3 + i * 0.7) for i in range(8)]
+    assert fires("signup_spike", leads) == {f"R{i}" for i in range(8)}
+
+
+def test_signup_spike_not_steady_trade():
+    leads = [lead(f"R{i}", f"c{i}", f"Name{i} Sur{i}x", ip=f"81.{i}.1.1", days=i * 0.2) for i in range(20)]
+    assert fires("signup_spike", leads) == set()
+
+
+# --- the cardholder's own use -----------------------------------------------------------------
+
+
+def test_repeat_purchases():
+    leads = [lead("R1", "c1", days=0), lead("R2", "c1", days=60),
+             lead("S1", "c2", "Bob Hart", days=0), lead("S2", "c2", "Bob Hart", days=2),  # too close
+             lead("T1", "c3", "Cy Moss", days=0), lead("T2", "c3", "Cy Moss", days=60, email="x@y.example",
+                                                       username="zz")]  # different account
+    assert fires("repeat_purchases", leads) == {"R1", "R2"}
+
+
+def test_repeat_purchases_across_the_persons_cards():
+    leads = [lead("R1", "c1", days=0), lead("R2", "c2", days=90)]
+    assert fires("repeat_purchases", leads, persons={"R1": "P1", "R2": "P1"}) == {"R1", "R2"}
+
+
+def test_purchase_ip_consistent():
+    leads = [lead("R1", "c1", ip="81.2.3.4"), lead("R2", "c1", ip="81.2.9.9", days=10),
+             lead("S1", "c2", "Bob Hart", ip="81.2.3.4"), lead("S2", "c2", "Bob Hart", ip="95.1.1.1", days=10)]
+    assert fires("purchase_ip_consistent", leads) == {"R1", "R2"}
+
+
+def test_visits_fit():
+    leads = [lead("R1", "c1", "Ann Lee", ip="81.2.3.4"), lead("R2", "c2", "Bob Hart", ip="81.7.7.7"),
+             lead("R3", "c3", "Cy Moss", ip="81.8.8.8", username="shared"),
+             lead("R4", "c4", "Di Ford", ip="81.8.8.8", username="shared")]
+    visits = [visit("alee", "81.2.3.4", 1), visit("alee", "81.2.3.4", 5),
+              visit("bhart", "81.7.7.7", 1),  # one day only
+              visit("shared", "81.8.8.8", 1), visit("shared", "81.8.8.8", 4)]  # an account of two people
+    assert fires("visits_fit", leads, visits) == {"R1"}
+
+
+def test_account_in_cardholder_name():
+    leads = [lead("R1", "c1", "Mlry Butler", username="mbutler"),
+             lead("R2", "c2", "Ann Lee", username="zed7956", email="zed7956@mail.example"),
+             lead("R3", "c3", "Randy Fox", cardholder="MARK GRANT", username="mgrant")]
+    assert fires("account_in_cardholder_name", leads) == {"R1"}
+
+
+def test_every_indicator_has_a_test():
+    from ore.corroborate.indicators import SPECS
+
+    here = open(__file__, encoding="utf-8").read()
+    missing = [c for c in SPECS if f'"{c}"' not in here]
+    assert not missing, missing
+
+
+def test_sentences_are_filled_in():
+    con = build_db([lead("R1", "c1", "Randy Fox", cardholder="MARK GRANT", status="chargeback")])
+    run(con)
+    rows = con.execute("SELECT code, sentence FROM record_indicators WHERE package_id = ? ORDER BY code",
+                       [PKG]).fetchall()
+    got = dict(rows)
+    assert got["name_unlike_cardholder"] == "The subscriber typed the name 'Randy Fox', unlike the cardholder's name 'MARK GRANT'."
+    assert all("{" not in s and "?" not in s for s in got.values())
