@@ -159,6 +159,7 @@ def test_a_bad_date_in_a_mapped_file_is_quarantined_naming_the_field(tmp_path):
     assert set(leads(ws, "P1")) == {"A1", "A3"}
     ((line, field, reason),) = quarantine(ws, "P1")
     assert (line, field) == (3, "transaction_time")
+    assert query(ws, "SELECT record_id FROM quarantine") == [("A2",)]
     assert "transaction_time" in reason and "12/31/2001 23:15:07" in reason and "%d/%m/%Y" in reason
     # an optional date that does not convert costs only the value, with a warning, as in a canonical file
     assert leads(ws, "P1")["A3"]["date_of_birth"] is None

@@ -585,8 +585,15 @@ class ColumnMapping:
 
     def apply(self, values: dict[str, str], file: str) -> dict[str, str]:
         out: dict[str, str] = {}
-        for col in self.columns:
-            out[col.name] = col(values)
+        try:
+            for col in self.columns:
+                out[col.name] = col(values)
+        except FieldError:
+            # The caller quarantines the row as read; give it the record id so the quarantine names the record.
+            rid = next((c for c in self.columns if c.name == "record_id"), None)
+            if rid is not None and "record_id" not in values:
+                values["record_id"] = rid(values)
+            raise
         unsplit: set[str] = set()
         for split in self.splits:
             parts = split(values)

@@ -28,6 +28,7 @@ import yaml
 from rapidfuzz import fuzz
 
 from ore.config import get_settings
+from ore.errors import OreError
 from ore.ingest.cards import CardError, card_digits
 from ore.ingest.mapping import _Loader, default_pivot, parse_with
 from ore.ingest.schema import LEADS
@@ -325,6 +326,8 @@ def _read_sample(path: Path) -> tuple[list[str], list[dict[str, str]], bool]:
 
 
 def suggest_mapping(path: Path) -> str:
+    if not path.is_file():
+        raise OreError(f"{path}: no such file")
     header, sample, more = _read_sample(path)
     profiles = [profile(h, [(r.get(h) or "").strip() for r in sample if (r.get(h) or "").strip()]) for h in header]
     by_header = {p.header: p for p in profiles}
@@ -389,7 +392,7 @@ def suggest_mapping(path: Path) -> str:
             if comma_decimal > 0.5 * len(p.values):
                 opts.append(("amount", '{thousands: ".", decimal: ","}'))
                 extra.append("decimal commas")
-            else:
+            elif any(not re.fullmatch(r"[-+]?\d*\.?\d+", v) for v in p.values if any(c.isdigit() for c in v)):
                 opts.append(("amount", '{thousands: ",", decimal: "."}'))
             if signs or codes:
                 extra.append("currency signs stripped")
