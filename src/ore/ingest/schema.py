@@ -224,8 +224,9 @@ class FieldError(ValueError):
         self.field = field
 
 
-_EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/\d{2}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_EXPIRY = re.compile(r"(0[1-9]|1[0-2])/[0-9]{2}")  # fullmatch; [0-9], since \d takes any script's digits
+MAX_COUNT = 10_000  # a count (children in a household) beyond this is a typo, and would overflow INTEGER later
+_COUNTRY = re.compile(r"[A-Z]{2}")  # fullmatch
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -338,11 +339,12 @@ class RowChecker:
                 raise FieldError(name, f"{name} {raw!r} is not true or false")
             out[name] = low in _TRUE
         elif kind == "count":
-            if not raw.isdigit():
-                raise FieldError(name, f"{name} {raw!r} is not a whole number >= 0")
+            # isascii: '²' is a digit to str.isdigit() but not to int(); the bound keeps it in an INTEGER
+            if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_COUNT:
+                raise FieldError(name, f"{name} {raw!r} is not a whole number from 0 to {MAX_COUNT}")
             out[name] = int(raw)
         elif kind == "expiry":
-            if not _EXPIRY.match(raw):
+            if not _EXPIRY.fullmatch(raw):
                 raise FieldError(name, f"{name} {raw!r} is not MM/YY")
             out[name] = raw
         elif kind == "ip":
@@ -352,7 +354,7 @@ class RowChecker:
                 raise FieldError(name, f"{name} {raw!r} is not an IPv4 or IPv6 address") from None
         elif kind == "country":
             up = raw.upper()
-            if not _COUNTRY.match(up):
+            if not (up.isascii() and _COUNTRY.fullmatch(up)):  # 'ß'.upper() is 'SS'
                 raise FieldError(name, f"{name} {raw!r} is not an ISO 3166-1 alpha-2 code")
             out[name] = up
         else:  # pragma: no cover - the Kind literal is closed
