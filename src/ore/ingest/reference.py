@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 from ore.errors import OreError
 from ore.ingest.cards import Tokeniser
 from ore.ingest.manifest import sha256_file
 from ore.ingest.package import FileReport, Progress, _no_progress, load_file
-from ore.ingest.schema import REFERENCE, RowChecker
+from ore.ingest.schema import REFERENCE, FileSpec, RowChecker
 from ore.ingest.tables import create_schema
 from ore.workspace import Workspace
 
@@ -33,35 +35,43 @@ def load_reference(ws: Workspace, directory: Path, progress: Progress = _no_prog
         create_schema(con)
         version, key = ws.card_key()
         tokeniser = Tokeniser(key, version)
-        for spec in present:
-            path = directory / spec.file
-            digest = sha256_file(path)
-            label = f"reference/{spec.file}"
-            prior = con.execute(
-                "SELECT sha256, rows_read, accepted, quarantined, warnings FROM reference_loads WHERE file = ?",
-                [spec.file],
-            ).fetchall()
-            if prior and prior[0][0] == digest:
-                reports.append(FileReport(label, *prior[0][1:]))
-                continue
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"DELETE FROM {spec.table}")
-                con.execute("DELETE FROM quarantine WHERE file = ?", [label])
-                con.execute("DELETE FROM ingest_warnings WHERE file = ?", [label])
-                report = load_file(
-                    con, spec, path, RowChecker(spec, tokeniser), package_id=None, settings=ws.settings,
-                    progress=progress, label=label,
-                )
-                con.execute("DELETE FROM reference_loads WHERE file = ?", [spec.file])
-                con.execute(
-                    "INSERT INTO reference_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [spec.file, digest, datetime.now(UTC).replace(tzinfo=None), report.rows_read,
-                     report.accepted, report.quarantined, report.warnings],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            reports.append(report)
+        # One transaction for the whole directory: a file rejected as a whole (a required column
+        # missing) leaves every holding as it was, not the files before it replaced.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for spec in present:
+                reports.append(_load_holding(con, spec, directory / spec.file, tokeniser, ws, progress))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     return reports
+
+
+def _load_holding(
+    con: duckdb.DuckDBPyConnection, spec: FileSpec, path: Path, tokeniser: Tokeniser, ws: Workspace,
+    progress: Progress,
+) -> FileReport:
+    """Replace one holding with the file's rows, unless the file is the one already loaded."""
+    digest = sha256_file(path)
+    label = f"reference/{spec.file}"
+    prior = con.execute(
+        "SELECT sha256, rows_read, accepted, quarantined, warnings FROM reference_loads WHERE file = ?",
+        [spec.file],
+    ).fetchall()
+    if prior and prior[0][0] == digest:
+        return FileReport(label, *prior[0][1:])
+    con.execute(f"DELETE FROM {spec.table}")
+    con.execute("DELETE FROM quarantine WHERE file = ?", [label])
+    con.execute("DELETE FROM ingest_warnings WHERE file = ?", [label])
+    report = load_file(
+        con, spec, path, RowChecker(spec, tokeniser), package_id=None, settings=ws.settings,
+        progress=progress, label=label,
+    )
+    con.execute("DELETE FROM reference_loads WHERE file = ?", [spec.file])
+    con.execute(
+        "INSERT INTO reference_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [spec.file, digest, datetime.now(UTC).replace(tzinfo=None), report.rows_read,
+         report.accepted, report.quarantined, report.warnings],
+    )
+    return report
