@@ -116,7 +116,7 @@ def load_file(
                                     settings.max_archive_entries)
     try:
         if mapping is not None:
-            mapping.check_header(header, spec.file)
+            mapping.check_header(header, label)
         else:
             missing = [c.name for c in spec.columns if c.required and c.name not in header]
             if missing:
