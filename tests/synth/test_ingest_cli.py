@@ -36,12 +36,31 @@ def test_ingest_quarantines_exactly_the_malformed_rows(tmp_path: Path, scenario:
 def test_cli_synth(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "scen"
-    args = ["synth", str(out), "--people", "3000", "--subscribers", "150", "--seed", "5", "--difficulty", "easy"]
+    args = [
+        "synth",
+        str(out),
+        "--people",
+        "3000",
+        "--subscribers",
+        "150",
+        "--seed",
+        "5",
+        "--difficulty",
+        "easy",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "lead records" in result.output
-    for rel in ("package/manifest.json", "package/leads.csv", "package/visits.csv", "reference/register.csv",
-                "reference/postcode_forces.csv", "truth/records.csv", "truth/persons.csv", "truth/actors.csv"):
+    for rel in (
+        "package/manifest.json",
+        "package/leads.csv",
+        "package/visits.csv",
+        "reference/register.csv",
+        "reference/postcode_forces.csv",
+        "truth/records.csv",
+        "truth/persons.csv",
+        "truth/actors.csv",
+    ):
         assert (out / rel).is_file(), rel
     before = (out / "package/leads.csv").read_bytes()
     refused = runner.invoke(app, args)

@@ -14,16 +14,18 @@ from synthkit import SMALL, read_csv
 from ore.synth import SynthSummary, generate
 from ore.synth.cards import luhn_ok
 
-LEAD_HEADER = ("record_id,transaction_id,transaction_time,merchant,product,product_category,amount,currency,status,"
-               "card_number,card_expiry,cardholder_name,first_name,last_name,date_of_birth,email,username,"
-               "address_line1,address_line2,town,postcode,country,ip_address,ip_country,phone")
+LEAD_HEADER = (
+    "record_id,transaction_id,transaction_time,merchant,product,product_category,amount,currency,status,"
+    "card_number,card_expiry,cardholder_name,first_name,last_name,date_of_birth,email,username,"
+    "address_line1,address_line2,town,postcode,country,ip_address,ip_country,phone"
+)
 REFERENCE_HEADERS = {
-    "register.csv": "register_id,first_name,last_name,date_of_birth,address_line1,town,postcode,registered_on,"
-                    "offence_type,risk_level",
-    "convictions.csv": "conviction_ref,first_name,last_name,date_of_birth,postcode,offence_date,offence_category,"
-                       "disposal",
+    "register.csv": "register_id,first_name,last_name,date_of_birth,address_line1,town,postcode,"
+    "registered_on,offence_type,risk_level",
+    "convictions.csv": "conviction_ref,first_name,last_name,date_of_birth,postcode,offence_date,"
+    "offence_category,disposal",
     "employment.csv": "employment_ref,first_name,last_name,date_of_birth,postcode,employer,occupation,sector,"
-                      "works_with_children",
+    "works_with_children",
     "households.csv": "address_line1,postcode,children_under_18",
     "card_alerts.csv": "card_number,reported_on,alert_type",
     "open_cases.csv": "case_ref,force_code,first_name,last_name,date_of_birth,postcode,opened_on,subject",
@@ -31,11 +33,19 @@ REFERENCE_HEADERS = {
 }
 TRUTH_HEADERS = {
     "records.csv": "record_id,label,person,actor,category",
-    "persons.csv": "person,role,high_risk,register_id,contact_offence,works_with_children,children_in_household,"
-                   "force_code,open_case",
+    "persons.csv": "person,role,high_risk,register_id,contact_offence,works_with_children,"
+    "children_in_household,force_code,open_case",
     "actors.csv": "actor,style,country,emails",
 }
-MALFORMED = {"no_record_id", "duplicate_record_id", "bad_luhn", "no_card", "bad_time", "future_time", "bad_amount"}
+MALFORMED = {
+    "no_record_id",
+    "duplicate_record_id",
+    "bad_luhn",
+    "no_card",
+    "bad_time",
+    "future_time",
+    "bad_amount",
+}
 TACTICS = {"carder", "fake_name", "merchant_fraud", "identity_theft", "proxy"}
 
 
@@ -55,7 +65,7 @@ def test_different_seed_differs(tmp_path: Path, standard: SynthSummary) -> None:
 
 
 def test_headers_are_the_spec_columns(scenario: SynthSummary) -> None:
-    first = lambda p: p.read_text(encoding="utf-8").split("\n", 1)[0]  # noqa: E731
+    first = lambda p: p.read_text(encoding="utf-8").split("\n", 1)[0]
     assert first(scenario.package_dir / "leads.csv") == LEAD_HEADER
     assert first(scenario.package_dir / "visits.csv") == "username,visit_time,ip_address,product"
     for name, header in REFERENCE_HEADERS.items():
@@ -99,8 +109,12 @@ def test_labels_roles_and_flags_present(scenario: SynthSummary) -> None:
     assert {p["high_risk"] for p in subs} == {"true", "false"}
     assert all(p["high_risk"] == "false" for p in persons if p["role"] != "subscriber")
     for p in persons:  # high_risk is exactly the definition in the sample's README
-        flagged = bool(p["register_id"]) or p["contact_offence"] == "true" or p["works_with_children"] == "true" \
+        flagged = (
+            bool(p["register_id"])
+            or p["contact_offence"] == "true"
+            or p["works_with_children"] == "true"
             or int(p["children_in_household"]) > 0
+        )
         assert (p["high_risk"] == "true") == (p["role"] == "subscriber" and flagged)
     for flag in ("contact_offence", "works_with_children"):
         assert any(p[flag] == "true" for p in subs), flag
@@ -158,7 +172,9 @@ def _force_by_table(table: list[dict[str, str]], postcode: str) -> str:
     """An independent reading of the spec: longest prefix of the canonical postcode."""
     s = re.sub(r"\s+", "", postcode.upper())
     canon = f"{s[:-3]} {s[-3:]}"
-    best = max((p for p in table if canon.startswith(p["prefix"])), key=lambda p: len(p["prefix"]), default=None)
+    best = max(
+        (p for p in table if canon.startswith(p["prefix"])), key=lambda p: len(p["prefix"]), default=None
+    )
     return best["force_code"] if best else ""
 
 
@@ -195,7 +211,11 @@ def test_reference_links_exist(scenario: SynthSummary) -> None:
 def test_difficulty_and_knobs(tmp_path: Path, standard: SynthSummary, hard: SynthSummary) -> None:
     def dob_missing(s: SynthSummary) -> float:
         truth = read_csv(s.truth_dir / "records.csv")
-        rows = [r for r, t in zip(read_csv(s.package_dir / "leads.csv"), truth, strict=True) if t["label"] == "genuine"]
+        rows = [
+            r
+            for r, t in zip(read_csv(s.package_dir / "leads.csv"), truth, strict=True)
+            if t["label"] == "genuine"
+        ]
         return sum(1 for r in rows if not r["date_of_birth"]) / len(rows)
 
     assert dob_missing(hard) > dob_missing(standard)

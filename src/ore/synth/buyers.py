@@ -48,8 +48,13 @@ def pid(p: int) -> str:
 
 def base_values(ctx: Context, rng: random.Random) -> dict[str, str]:
     merchant = ctx.merchant if rng.random() < 0.9 else rng.choice(ctx.merchant_variants)
-    return {"merchant": merchant, "currency": ctx.settings["package"]["currency"], "country": "GB",
-            "address_line2": "", "phone": ""}
+    return {
+        "merchant": merchant,
+        "currency": ctx.settings["package"]["currency"],
+        "country": "GB",
+        "address_line2": "",
+        "phone": "",
+    }
 
 
 def card_style(rng: random.Random, rate: float) -> int:
@@ -58,7 +63,7 @@ def card_style(rng: random.Random, rate: float) -> int:
 
 def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) -> list[Row]:
     """All orders of one genuine buyer, and their visit spans."""
-    pop, geo, rates = ctx.pop, ctx.geo, ctx.settings.rates
+    pop, rates = ctx.pop, ctx.settings.rates
     sub = ctx.settings["subscribers"]
     products = ctx.settings["products"]
     formal_first, last = pop.first_name(p), pop.last_name(p)
@@ -71,7 +76,9 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
     kind = "adult" if adult_only else "abuse"
     catalogue = products[kind]
     site = rng.choice(catalogue)
-    switch_site = rng.randrange(1, months) if months > 1 and rng.random() < float(sub["second_site"]) else None
+    switch_site = (
+        rng.randrange(1, months) if months > 1 and rng.random() < float(sub["second_site"]) else None
+    )
     site2 = rng.choice(catalogue)
     cards = [(str(pop.card1[p]), str(pop.expiry1[p]))]
     card_switch = None
@@ -82,11 +89,15 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
     birth_year = int(pop.dob_iso(p)[:4])
     domains = ctx.settings["population"]["email_domains"]
 
+    private = ctx.settings["fraud"]["email_domains"]
+
     def new_email() -> tuple[str, str]:
-        local = email_local(rng, formal_first if rng.random() < 0.8 else (typist.nickname or formal_first),
-                            last, birth_year)
+        local = email_local(
+            rng, formal_first if rng.random() < 0.8 else (typist.nickname or formal_first), last, birth_year
+        )
         user = local if len(local) <= 12 or rng.random() < 0.3 else local[:12]
-        return f"{local}@{weighted(rng, domains)}", user.replace(".", rng.choice((".", "_", ".")))
+        domain = rng.choice(private) if rng.random() < rates["private_email"] else weighted(rng, domains)
+        return f"{local}@{domain}", user.replace(".", rng.choice((".", "_", ".")))
 
     email, user = new_email()
     email_switch = rng.randrange(1, months) if months > 1 and rng.random() < rates["email_change"] else None
@@ -97,6 +108,7 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
     visit_rate = 0.0 if rng.random() < float(sub["never_visit"]) else rng.uniform(*sub["visits_per_month"])
     if adult_only:
         visit_rate *= 0.5
+    phone = uk_phone(rng) if rng.random() < rates["phone_given"] else ""
     embossed = f"{formal_first if rng.random() < 0.9 else formal_first[0]} {last}".upper()
     dob = pop.dob_iso(p)
     rows: list[Row] = []
@@ -114,23 +126,67 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
             extra = rng.choice(products["adult"])
             orders.append((t + rng.randrange(600, 5 * DAY), extra, "adult"))
         for when, prod, cat in orders:
-            rows.append(_genuine_row(ctx, rng, typist, p, when, prod, cat, card, expiry, style, email, user, ip,
-                                     recorded=move_at is not None and m < move_at, embossed=embossed, dob=dob,
-                                     formal_first=formal_first, last=last))
+            rows.append(
+                _genuine_row(
+                    ctx,
+                    rng,
+                    typist,
+                    p,
+                    when,
+                    prod,
+                    cat,
+                    card,
+                    expiry,
+                    style,
+                    email,
+                    user,
+                    ip,
+                    recorded=move_at is not None and m < move_at,
+                    embossed=embossed,
+                    dob=dob,
+                    formal_first=formal_first,
+                    last=last,
+                    phone=phone,
+                )
+            )
             ctx.spans.add(user, when, when + MONTH, ip, prod["code"], visit_rate)
     return rows
 
 
-def _genuine_row(ctx: Context, rng: random.Random, typist: Typist, p: int, t: int, product: dict, category: str,
-                 card: str, expiry: str, style: int, email: str, user: str, ip: str, *, recorded: bool,
-                 embossed: str, dob: str, formal_first: str, last: str) -> Row:
+def _genuine_row(
+    ctx: Context,
+    rng: random.Random,
+    typist: Typist,
+    p: int,
+    t: int,
+    product: dict,
+    category: str,
+    card: str,
+    expiry: str,
+    style: int,
+    email: str,
+    user: str,
+    ip: str,
+    *,
+    recorded: bool,
+    embossed: str,
+    dob: str,
+    formal_first: str,
+    last: str,
+    phone: str,
+) -> Row:
     rates = ctx.settings.rates
     sub = ctx.settings["subscribers"]
     number, street, stype, town, pc = ctx.pop.address(p, ctx.geo, recorded=recorded)
     first, lastn = typist.first(formal_first), typist.last(last)
     r = rng.random()
-    status = "chargeback" if r < float(sub["genuine_chargeback"]) else "refunded" if r < 0.003 + float(
-        sub["genuine_chargeback"]) else "approved"
+    status = (
+        "chargeback"
+        if r < float(sub["genuine_chargeback"])
+        else "refunded"
+        if r < 0.003 + float(sub["genuine_chargeback"])
+        else "approved"
+    )
     ip_country = "GB"
     row_ip = ip
     if rng.random() < rates["genuine_abroad"]:
@@ -140,17 +196,48 @@ def _genuine_row(ctx: Context, rng: random.Random, typist: Typist, p: int, t: in
         ip_country = ""
     cat_written = "unknown" if rng.random() < rates["unknown_category"] else category
     values = base_values(ctx, rng)
+    if email and rng.random() < rates["case_variation"] * 0.2:
+        email = email.upper()
     values.update(
-        transaction_time=iso_time(t), product=product["code"], product_category=cat_written,
-        amount=str(product["price"]), status=status, card_number=typed(card, style if rng.random() < 0.8 else 0),
+        phone=phone if rng.random() < 0.9 else "",
+        transaction_time=iso_time(t) + zulu(rng, rates),
+        product=product["code"],
+        product_category=cat_written,
+        amount=str(product["price"]),
+        status=status,
+        card_number=typed(card, style if rng.random() < 0.8 else 0),
         card_expiry=expiry,
         cardholder_name=(f"{first} {lastn}".upper() if rng.random() < 0.7 else embossed),
-        first_name=_case(rng, first, rates["case_variation"]), last_name=_case(rng, lastn, rates["case_variation"]),
-        date_of_birth=typist.dob(dob), email=email, username=user,
-        address_line1=typist.address_line(number, street, stype, ctx.abbrev), town=typist.town(town),
-        postcode=typist.postcode(pc), ip_address=row_ip, ip_country=ip_country,
+        first_name=_case(rng, first, rates["case_variation"]),
+        last_name=_case(rng, lastn, rates["case_variation"]),
+        date_of_birth=typist.dob(dob),
+        email=email,
+        username=user,
+        address_line1=typist.address_line(number, street, stype, ctx.abbrev),
+        town=typist.town(town),
+        postcode=typist.postcode(pc),
+        ip_address=row_ip,
+        ip_country=ip_country,
     )
     return Row(values, t, "genuine", pid(p), "", category)
+
+
+def uk_phone(rng: random.Random) -> str:
+    """An invented UK landline or mobile number, typed one of several ways."""
+    if rng.random() < 0.6:
+        area, local = f"01{rng.randrange(100, 1000)}", f"{rng.randrange(10**6):06d}"
+    else:
+        area, local = f"07{rng.randrange(700, 1000)}", f"{rng.randrange(10**6):06d}"
+    style = rng.random()
+    if style < 0.6:
+        return f"{area} {local}"
+    if style < 0.85:
+        return area + local
+    return f"+44 {area[1:]} {local}"
+
+
+def zulu(rng: random.Random, rates: dict[str, float]) -> str:
+    return "Z" if rng.random() < rates["time_zone"] else ""
 
 
 def _case(rng: random.Random, s: str, rate: float) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 _DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
 
 
@@ -14,7 +13,7 @@ def luhn_check_digit(body: np.ndarray) -> np.ndarray:
     # counted from the right of the full number, the body's last digit is doubled
     first_doubled = (k - 1) % 2
     total = _DOUBLED[body[:, first_doubled::2]].sum(axis=1, dtype=np.int64)
-    total += body[:, 1 - first_doubled::2].sum(axis=1, dtype=np.int64)
+    total += body[:, 1 - first_doubled :: 2].sum(axis=1, dtype=np.int64)
     return ((10 - total % 10) % 10).astype(np.uint8)
 
 
@@ -58,4 +57,4 @@ def typed(number: str, style: int) -> str:
     if style == 0:
         return number
     sep = " " if style == 1 else "-"
-    return sep.join(number[i:i + 4] for i in range(0, len(number), 4))
+    return sep.join(number[i : i + 4] for i in range(0, len(number), 4))

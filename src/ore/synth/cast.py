@@ -34,7 +34,7 @@ def cast_people(rng: np.random.Generator, pop: Population, settings: Settings, s
     n = pop.size
     sub_cfg = settings["subscribers"]
     hold = settings["holdings"]
-    n_adult = int(round(subscribers * float(sub_cfg["adult_only_per_subscriber"])))
+    n_adult = round(subscribers * float(sub_cfg["adult_only_per_subscriber"]))
     chosen = rng.choice(n, subscribers + n_adult, replace=False)
     subs, adult = np.sort(chosen[:subscribers]), np.sort(chosen[subscribers:])
     buyer = np.zeros(n, bool)
@@ -58,7 +58,7 @@ def cast_people(rng: np.random.Generator, pop: Population, settings: Settings, s
     open_case[subs] = rng.random(k) < float(sub_cfg["open_case"])
 
     # namesakes: someone else, elsewhere, with a subscriber's name, on the register
-    n_names = int(round(k * settings.rates["namesake"]))
+    n_names = round(k * settings.rates["namesake"])
     namesakes = 0
     if n_names:
         pool = np.flatnonzero(~buyer & ~on_register)

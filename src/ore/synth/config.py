@@ -22,7 +22,7 @@ def load_data(name: str) -> dict[str, Any]:
     text = resources.files("ore.synth").joinpath("data").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict):  # pragma: no cover - the files are ours
-        raise ValueError(f"synth data file {name}.yaml is not a mapping")
+        raise TypeError(f"synth data file {name}.yaml is not a mapping")
     return data
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ore.synth.buyers import Context, base_values, card_style, pid
+from ore.synth.buyers import Context, base_values, card_style, pid, zulu
 from ore.synth.cards import typed
 from ore.synth.config import load_data, words
 from ore.synth.noise import Typist, email_local, typo
@@ -64,8 +64,14 @@ def plan_actors(rng: random.Random, settings, target_records: int) -> list[tuple
     return plan
 
 
-def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, victims_pool: np.ndarray,
-                 subscribers: np.ndarray, target_records: int) -> FraudResult:
+def commit_fraud(
+    ctx: Context,
+    rng: random.Random,
+    nrng: np.random.Generator,
+    victims_pool: np.ndarray,
+    subscribers: np.ndarray,
+    target_records: int,
+) -> FraudResult:
     settings = ctx.settings
     fraud = settings["fraud"]
     names = load_data("names")
@@ -74,7 +80,7 @@ def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, vi
     # victims: cards of people who are not buyers (a few subscribers in hard worlds)
     needed = sum(b for _, b in plan)
     victims = list(nrng.choice(victims_pool, min(len(victims_pool), needed), replace=False).tolist())
-    n_sv = int(round(len(subscribers) * settings.rates["subscriber_victim"]))
+    n_sv = round(len(subscribers) * settings.rates["subscriber_victim"])
     if n_sv:
         extra = nrng.choice(subscribers, min(n_sv, len(subscribers)), replace=False).tolist()
         for i, v in enumerate(extra):  # interleave so they spread over actors
@@ -100,9 +106,16 @@ def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, vi
         w0 = ctx.start + rng.randrange(0, span - 40 * DAY)
         window = DAY * (rng.randint(8, 25) if style != "merchant_fraud" else 1)
         ip_country = "GB" if style == "proxy" else country
-        pool = [ctx.ips.new(rng, ip_country) for _ in range(1 if style == "merchant_fraud"
-                                                             else rng.randint(3, 8) if style == "proxy"
-                                                             else rng.randint(1, 3))]
+        pool = [
+            ctx.ips.new(rng, ip_country)
+            for _ in range(
+                1
+                if style == "merchant_fraud"
+                else rng.randint(3, 8)
+                if style == "proxy"
+                else rng.randint(1, 3)
+            )
+        ]
         if style == "merchant_fraud":
             actor.emails.append(f"{handle}@{rng.choice(domains)}")
             site = rng.choice(settings["products"]["merchant_fraud_sites"])
@@ -122,8 +135,11 @@ def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, vi
             vi += 1
             used.append(v)
             pop = ctx.pop
-            card, expiry = (str(pop.card2[v]), str(pop.expiry2[v])) if pop.card2[v] and rng.random() < 0.4 else (
-                str(pop.card1[v]), str(pop.expiry1[v]))
+            card, expiry = (
+                (str(pop.card2[v]), str(pop.expiry2[v]))
+                if pop.card2[v] and rng.random() < 0.4
+                else (str(pop.card1[v]), str(pop.expiry1[v]))
+            )
             first_f, last_f = pop.first_name(v), pop.last_name(v)
             number, street, stype, town, pc = pop.address(v, ctx.geo)
             # --- identity used for this card
@@ -141,12 +157,13 @@ def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, vi
                 email = f"{local}@{weighted(rng, uk_domains)}"
                 user = local[:12]
                 actor.emails.append(email)
-            elif style == "proxy":
-                if cards_done % rng.randint(3, 5) == 0 or not email:
-                    local = email_local(rng, rng.choice(alias_first), rng.choice(alias_last), rng.randint(1950, 1985))
-                    email = f"{local}@{weighted(rng, uk_domains)}"
-                    user = local[:12]
-                    actor.emails.append(email)
+            elif style == "proxy" and (cards_done % rng.randint(3, 5) == 0 or not email):
+                local = email_local(
+                    rng, rng.choice(alias_first), rng.choice(alias_last), rng.randint(1950, 1985)
+                )
+                email = f"{local}@{weighted(rng, uk_domains)}"
+                user = local[:12]
+                actor.emails.append(email)
             cards_done += 1
             if style == "fake_name":
                 first, last = rng.choice(alias_first), rng.choice(alias_last)
@@ -157,8 +174,11 @@ def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, vi
                 holder = typo(rng, holder)
             dob = pop.dob_iso(v) if style == "identity_theft" and rng.random() < 0.5 else ""
             cstyle = card_style(rng, settings.rates["card_format"])
-            product = ({"code": site, "price": rng.choice(settings["products"]["abuse"])["price"]}
-                       if style == "merchant_fraud" else rng.choice(settings["products"]["abuse"]))
+            product = (
+                {"code": site, "price": rng.choice(settings["products"]["abuse"])["price"]}
+                if style == "merchant_fraud"
+                else rng.choice(settings["products"]["abuse"])
+            )
             # --- attempts: probes, an approval, rebills until stopped
             if style == "merchant_fraud":
                 t = w0 + rng.randrange(0, burst_hours * 3600)
@@ -174,32 +194,50 @@ def commit_fraud(ctx: Context, rng: random.Random, nrng: np.random.Generator, vi
             attempts = [("declined", t + k * rng.randint(60, 900)) for k in range(probes)]
             t_ok = t + probes * 900 + rng.randint(60, 900)
             attempts.append(("approved", t_ok))
-            attempts += [("approved", t_ok + k * MONTH + rng.randrange(-1800, 1800)) for k in range(1, rebills + 1)]
+            attempts += [
+                ("approved", t_ok + k * MONTH + rng.randrange(-1800, 1800)) for k in range(1, rebills + 1)
+            ]
             ip = rng.choice(pool)
             for i, (status, when) in enumerate(attempts):
                 if when >= ctx.end:
                     break
                 if status == "approved" and rng.random() < float(fraud["victim_chargeback"]):
                     status = "chargeback"
-                if style == "proxy":
-                    ip = rng.choice(pool)
-                elif rng.random() < 0.2:
+                if style == "proxy" or rng.random() < 0.2:
                     ip = rng.choice(pool)
                 ipc = "" if rng.random() < settings.rates["ip_country_missing"] else ip_country
                 values = base_values(ctx, rng)
                 values.update(
-                    transaction_time=iso_time(when), product=product["code"], product_category="abuse",
-                    amount=str(product["price"]), status=status, card_number=typed(card, cstyle),
-                    card_expiry=expiry, cardholder_name=holder, first_name=first, last_name=last,
-                    date_of_birth=dob, email=email, username=user,
+                    transaction_time=iso_time(when) + zulu(rng, settings.rates),
+                    product=product["code"],
+                    product_category="abuse",
+                    amount=str(product["price"]),
+                    status=status,
+                    card_number=typed(card, cstyle),
+                    card_expiry=expiry,
+                    cardholder_name=holder,
+                    first_name=first,
+                    last_name=last,
+                    date_of_birth=dob,
+                    email=email,
+                    username=user,
                     address_line1=typist.address_line(number, street, stype, ctx.abbrev),
-                    town=typist.town(town), postcode=typist.postcode(pc), ip_address=ip, ip_country=ipc,
+                    town=typist.town(town),
+                    postcode=typist.postcode(pc),
+                    ip_address=ip,
+                    ip_country=ipc,
                 )
                 rows.append(Row(values, when, "stolen", pid(v), aid, "abuse"))
                 records += 1
                 if style != "merchant_fraud" and status != "declined":
-                    ctx.spans.add(user, when, min(when + MONTH, w0 + window + 20 * DAY), ip, product["code"],
-                                  rng.uniform(4, 20))
+                    ctx.spans.add(
+                        user,
+                        when,
+                        min(when + MONTH, w0 + window + 20 * DAY),
+                        ip,
+                        product["code"],
+                        rng.uniform(4, 20),
+                    )
             first_use, last_use = attempts[0][1], attempts[-1][1]
             r = rng.random()
             p_before = float(fraud["alert_before"]) * (0.5 if style in HARD else 1.0)

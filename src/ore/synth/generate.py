@@ -22,8 +22,15 @@ from ore.synth.population import build_population, choice_from
 from ore.synth.writer import sha256, write_columns, write_manifest, write_rows
 
 Progress = Callable[[str, int, int | None], None]
-REFERENCE_FILES = ("register.csv", "convictions.csv", "employment.csv", "households.csv", "card_alerts.csv",
-                   "open_cases.csv", "postcode_forces.csv")
+REFERENCE_FILES = (
+    "register.csv",
+    "convictions.csv",
+    "employment.csv",
+    "households.csv",
+    "card_alerts.csv",
+    "open_cases.csv",
+    "postcode_forces.csv",
+)
 
 
 def _no_progress(label: str, done: int, total: int | None) -> None:
@@ -65,9 +72,17 @@ class SynthSummary:
         return self.outdir / "truth"
 
 
-def generate(outdir: Path, *, people: int = 20_000, subscribers: int = 1_500, seed: int = 1,
-             difficulty: str = "standard", progress: Progress | None = None, **knobs: float) -> SynthSummary:
-    """Write a complete scenario (package, reference holdings, truth) into ``outdir``; same seed, same bytes."""
+def generate(
+    outdir: Path,
+    *,
+    people: int = 20_000,
+    subscribers: int = 1_500,
+    seed: int = 1,
+    difficulty: str = "standard",
+    progress: Progress | None = None,
+    **knobs: float,
+) -> SynthSummary:
+    """Write a complete scenario (package, holdings, truth) into ``outdir``; same seed, same bytes."""
     started = time.perf_counter()
     report = progress or _no_progress
     settings = check_arguments(people, subscribers, difficulty, **knobs)
@@ -86,10 +101,18 @@ def generate(outdir: Path, *, people: int = 20_000, subscribers: int = 1_500, se
 
     timeline = settings["timeline"]
     pkg = settings["package"]
-    ctx = Context(pop=pop, geo=geo, settings=settings, ips=IPs(load_data("geography")["ip_blocks"]), spans=Spans(),
-                  start=ts(timeline["start"]), end=ts(timeline["end"]),
-                  abbrev=settings["population"]["street_abbrev"], merchant=pkg["merchant"],
-                  merchant_variants=list(pkg["merchant_variants"]))
+    ctx = Context(
+        pop=pop,
+        geo=geo,
+        settings=settings,
+        ips=IPs(load_data("geography")["ip_blocks"]),
+        spans=Spans(),
+        start=ts(timeline["start"]),
+        end=ts(timeline["end"]),
+        abbrev=settings["population"]["street_abbrev"],
+        merchant=pkg["merchant"],
+        merchant_variants=list(pkg["merchant_variants"]),
+    )
     rows: list[Row] = []
     buyers = [(int(p), False) for p in cast.subscribers] + [(int(p), True) for p in cast.adult_only]
     prng[3].shuffle(buyers)
@@ -100,12 +123,12 @@ def generate(outdir: Path, *, people: int = 20_000, subscribers: int = 1_500, se
     report("buyers", len(buyers), len(buyers))
     n_abuse = sum(1 for r in rows if r.category == "abuse")
     share = float(settings["fraud"]["stolen_record_share"])
-    target = max(1, int(round(n_abuse * share / (1 - share))))
+    target = max(1, round(n_abuse * share / (1 - share)))
     fraud = commit_fraud(ctx, prng[4], nrng[4], np.flatnonzero(~cast.buyer), cast.subscribers, target)
     rows += fraud.rows
 
     mal_cfg = settings["malformed"]
-    per_cat = max(int(mal_cfg["min_per_category"]), int(round(len(rows) * float(mal_cfg["per_category_share"]))))
+    per_cat = max(int(mal_cfg["min_per_category"]), round(len(rows) * float(mal_cfg["per_category_share"])))
     bad = malformed_rows(prng[5], rows, per_cat)
     rows = _order_and_number(prng[5], rows, bad)
     report("population", 3, 4)
@@ -115,52 +138,94 @@ def generate(outdir: Path, *, people: int = 20_000, subscribers: int = 1_500, se
     for d in (package, reference, truth):
         d.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    counts["package/leads.csv"] = write_rows(package / "leads.csv", LEAD_COLUMNS,
-                                             ([r.values[c] for c in LEAD_COLUMNS] for r in rows))
+    counts["package/leads.csv"] = write_rows(
+        package / "leads.csv", LEAD_COLUMNS, ([r.values[c] for c in LEAD_COLUMNS] for r in rows)
+    )
     visits = ctx.spans.visits(nrng[6], ctx.end + 20 * DAY)
     counts["package/visits.csv"] = write_columns(package / "visits.csv", visits)
     for name, cols in hold.tables.items():
         counts[f"reference/{name}"] = write_columns(reference / name, cols)
-    counts["reference/card_alerts.csv"] = write_columns(reference / "card_alerts.csv",
-                                                        _card_alerts(nrng[7], pop, cast, fraud.alerts, settings))
-    counts["reference/postcode_forces.csv"] = write_rows(reference / "postcode_forces.csv",
-                                                         ["prefix", "force_code", "force_name"], geo.table)
+    counts["reference/card_alerts.csv"] = write_columns(
+        reference / "card_alerts.csv", _card_alerts(nrng[7], pop, cast, fraud.alerts, settings)
+    )
+    counts["reference/postcode_forces.csv"] = write_rows(
+        reference / "postcode_forces.csv", ["prefix", "force_code", "force_name"], geo.table
+    )
     package_id = f"SYN-{difficulty.upper()}-{seed}-{sha256(package / 'leads.csv')[:8].upper()}"
-    write_manifest(package, {"package_id": package_id, "operation": pkg["operation"], "source": pkg["source"],
-                             "received": str(pkg["received"]), "jurisdiction": pkg["jurisdiction"]},
-                   {"leads.csv": counts["package/leads.csv"], "visits.csv": counts["package/visits.csv"]})
+    write_manifest(
+        package,
+        {
+            "package_id": package_id,
+            "operation": pkg["operation"],
+            "source": pkg["source"],
+            "received": str(pkg["received"]),
+            "jurisdiction": pkg["jurisdiction"],
+        },
+        {"leads.csv": counts["package/leads.csv"], "visits.csv": counts["package/visits.csv"]},
+    )
 
     # --- truth
-    counts["truth/records.csv"] = write_rows(truth / "records.csv", ["record_id", "label", "person", "actor", "category"],
-                                             ([r.values["record_id"], r.label, r.person, r.actor, r.category]
-                                              for r in rows))
+    counts["truth/records.csv"] = write_rows(
+        truth / "records.csv",
+        ["record_id", "label", "person", "actor", "category"],
+        ([r.values["record_id"], r.label, r.person, r.actor, r.category] for r in rows),
+    )
     persons = _truth_persons(rows, pop, geo, hold)
-    counts["truth/persons.csv"] = write_rows(truth / "persons.csv", [
-        "person", "role", "high_risk", "register_id", "contact_offence", "works_with_children",
-        "children_in_household", "force_code", "open_case"], persons)
-    counts["truth/actors.csv"] = write_rows(truth / "actors.csv", ["actor", "style", "country", "emails"],
-                                            ([a.actor, a.style, a.country, ";".join(a.emails)] for a in fraud.actors))
+    counts["truth/persons.csv"] = write_rows(
+        truth / "persons.csv",
+        [
+            "person",
+            "role",
+            "high_risk",
+            "register_id",
+            "contact_offence",
+            "works_with_children",
+            "children_in_household",
+            "force_code",
+            "open_case",
+        ],
+        persons,
+    )
+    counts["truth/actors.csv"] = write_rows(
+        truth / "actors.csv",
+        ["actor", "style", "country", "emails"],
+        ([a.actor, a.style, a.country, ";".join(a.emails)] for a in fraud.actors),
+    )
     report("population", 4, 4)
     labels = [r.label for r in rows]
     roles = [p[1] for p in persons]
     return SynthSummary(
-        outdir=outdir, package_id=package_id, difficulty=difficulty, seed=seed, people=people,
-        households=len(pop.hh_district), subscribers=roles.count("subscriber"), adult_only=roles.count("adult_only"),
-        victims=roles.count("victim"), actors=len(fraud.actors), records=len(rows), genuine=labels.count("genuine"),
-        stolen=labels.count("stolen"), malformed=labels.count("malformed"), visits=counts["package/visits.csv"],
-        rows=counts, seconds=round(time.perf_counter() - started, 2),
+        outdir=outdir,
+        package_id=package_id,
+        difficulty=difficulty,
+        seed=seed,
+        people=people,
+        households=len(pop.hh_district),
+        subscribers=roles.count("subscriber"),
+        adult_only=roles.count("adult_only"),
+        victims=roles.count("victim"),
+        actors=len(fraud.actors),
+        records=len(rows),
+        genuine=labels.count("genuine"),
+        stolen=labels.count("stolen"),
+        malformed=labels.count("malformed"),
+        visits=counts["package/visits.csv"],
+        rows=counts,
+        seconds=round(time.perf_counter() - started, 2),
     )
 
 
 def check_arguments(people: int, subscribers: int, difficulty: str = "standard", **knobs: float) -> Settings:
     """The resolved settings, or ValueError naming what is wrong (before anything is written)."""
     settings = resolve(difficulty, **knobs)
-    n_adult = int(round(subscribers * float(settings["subscribers"]["adult_only_per_subscriber"])))
+    n_adult = round(subscribers * float(settings["subscribers"]["adult_only_per_subscriber"]))
     if subscribers < 1:
         raise ValueError("subscribers must be at least 1")
     need = 2 * (subscribers + n_adult) + int(subscribers * 0.5) + 200
     if people < need:
-        raise ValueError(f"{people:,} people is too few for {subscribers:,} subscribers: give at least {need:,}")
+        raise ValueError(
+            f"{people:,} people is too few for {subscribers:,} subscribers: give at least {need:,}"
+        )
     return settings
 
 
@@ -176,29 +241,44 @@ def _order_and_number(rng: random.Random, valid: list[Row], bad: list[Row]) -> l
             r.values["record_id"] = ""
         elif r.category == "duplicate_record_id":
             earlier = [k for k in range(max(0, i - 400), i) if rows[k].label != "malformed"]
-            k = rng.choice(earlier) if earlier else next(k for k in range(len(rows)) if rows[k].label != "malformed")
+            k = (
+                rng.choice(earlier)
+                if earlier
+                else next(k for k in range(len(rows)) if rows[k].label != "malformed")
+            )
             if k > i:  # the original must come first in the file: move the duplicate after it
                 raise AssertionError("duplicate before original")  # pragma: no cover
             r.values["record_id"] = rows[k].values["record_id"]
     return rows
 
 
-def _card_alerts(rng: np.random.Generator, pop, cast, fraud_alerts: list[tuple[str, str, str]], settings
-                 ) -> dict[str, np.ndarray]:
+def _card_alerts(
+    rng: np.random.Generator, pop, cast, fraud_alerts: list[tuple[str, str, str]], settings
+) -> dict[str, np.ndarray]:
     """Issuers' reports: the fraud's, some subscribers' own (lost, disputed), and ordinary people's."""
     hold = settings["holdings"]
     timeline = settings["timeline"]
     lo, hi = days(timeline["start"]) - 180, days(timeline["end"])
     noise = np.flatnonzero(rng.random(pop.size) < float(hold["card_alert_rate"]) * (~cast.buyer))
-    own = cast.subscribers[rng.random(len(cast.subscribers)) < float(settings["subscribers"]["own_card_alert"])]
-    cards = np.concatenate([pop.card1[noise], pop.card1[own], np.asarray([a[0] for a in fraud_alerts], dtype="U16")])
-    when = np.concatenate([iso_dates(rng.integers(lo, hi, len(noise) + len(own))),
-                           np.asarray([a[1] for a in fraud_alerts], dtype="U10")])
-    kinds = np.concatenate([
-        choice_from(rng, {"lost": 0.4, "stolen": 0.3, "compromised": 0.2, "disputed": 0.1}, len(noise)),
-        choice_from(rng, {"lost": 0.6, "disputed": 0.4}, len(own)),
-        np.asarray([a[2] for a in fraud_alerts], dtype="U12"),
-    ])
+    own = cast.subscribers[
+        rng.random(len(cast.subscribers)) < float(settings["subscribers"]["own_card_alert"])
+    ]
+    cards = np.concatenate(
+        [pop.card1[noise], pop.card1[own], np.asarray([a[0] for a in fraud_alerts], dtype="U16")]
+    )
+    when = np.concatenate(
+        [
+            iso_dates(rng.integers(lo, hi, len(noise) + len(own))),
+            np.asarray([a[1] for a in fraud_alerts], dtype="U10"),
+        ]
+    )
+    kinds = np.concatenate(
+        [
+            choice_from(rng, {"lost": 0.4, "stolen": 0.3, "compromised": 0.2, "disputed": 0.1}, len(noise)),
+            choice_from(rng, {"lost": 0.6, "disputed": 0.4}, len(own)),
+            np.asarray([a[2] for a in fraud_alerts], dtype="U12"),
+        ]
+    )
     order = rng.permutation(len(cards))
     return {"card_number": cards[order], "reported_on": when[order], "alert_type": kinds[order]}
 
@@ -212,15 +292,32 @@ def _truth_persons(rows: list[Row], pop, geo, hold) -> list[list[str]]:
     for person in sorted(named):
         kinds = named[person]
         p = int(person[1:])
-        role = ("subscriber" if "genuine:abuse" in kinds else "adult_only" if "genuine:adult" in kinds else "victim")
+        role = (
+            "subscriber"
+            if "genuine:abuse" in kinds
+            else "adult_only"
+            if "genuine:adult" in kinds
+            else "victim"
+        )
         reg = hold.register_id.get(p, "")
         contact = bool(hold.contact[p])
         wwc = bool(hold.child_job[p])
         kids = int(pop.hh_children[pop.hh[p]])
         high = role == "subscriber" and bool(reg or contact or wwc or kids > 0)
         _, _, _, _, pc = pop.address(p, geo)
-        out.append([person, role, _b(high), reg, _b(contact), _b(wwc), str(kids), geo.force_of(canonical(pc)),
-                    hold.open_case.get(p, "")])
+        out.append(
+            [
+                person,
+                role,
+                _b(high),
+                reg,
+                _b(contact),
+                _b(wwc),
+                str(kids),
+                geo.force_of(canonical(pc)),
+                hold.open_case.get(p, ""),
+            ]
+        )
     return out
 
 

@@ -106,8 +106,14 @@ def load_geography() -> Geography:
             area_of.append(ai)
     w = np.asarray(weights)
     geo = Geography(
-        districts=np.asarray(codes), towns=np.asarray(towns), forces=np.asarray(forces),
-        weights=w / w.sum(), area_of=np.asarray(area_of), areas=areas, force_names=force_names, table=table,
+        districts=np.asarray(codes),
+        towns=np.asarray(towns),
+        forces=np.asarray(forces),
+        weights=w / w.sum(),
+        area_of=np.asarray(area_of),
+        areas=areas,
+        force_names=force_names,
+        table=table,
     )
     for d, f in zip(geo.districts, geo.forces, strict=True):  # the table must route every district right
         if geo.force_of(f"{d} 1AA") != f:  # pragma: no cover - a data-file error

@@ -55,8 +55,9 @@ def recorded_identity(pop: Population, geo: Geography, idx: np.ndarray) -> dict[
         "first_name": pop.names.first[pop.first[idx]],
         "last_name": pop.names.surnames[pop.last[idx]],
         "date_of_birth": iso_dates(pop.dob[idx]),
-        "address_line1": join(number.astype(str), " ", pop.names.streets[street], " ",
-                              pop.names.street_types[stype]),
+        "address_line1": join(
+            number.astype(str), " ", pop.names.streets[street], " ", pop.names.street_types[stype]
+        ),
         "town": geo.towns[dist],
         "postcode": join(geo.districts[dist], " ", INWARD[inward]),
         "_force": geo.forces[dist],
@@ -69,8 +70,9 @@ def _uniform_days(rng: np.random.Generator, lo: np.ndarray | int, hi: np.ndarray
     return lo_a + (rng.random(n) * (hi_a - lo_a)).astype(np.int64)
 
 
-def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, cast: Cast,
-                   settings: Settings) -> Holdings:
+def build_holdings(
+    rng: np.random.Generator, pop: Population, geo: Geography, cast: Cast, settings: Settings
+) -> Holdings:
     hold = settings["holdings"]
     as_of = days(settings["timeline"]["holdings_as_of"])
     tables: dict[str, dict[str, np.ndarray]] = {}
@@ -84,17 +86,23 @@ def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, ca
     registered = _uniform_days(rng, np.maximum(days("1997-09-01"), pop.dob[reg] + 18 * 365), as_of - 30, n)
     ids = np.asarray([f"REG{i:06d}" for i in range(1, n + 1)])
     tables["register.csv"] = {
-        "register_id": ids, **{k: ident[k] for k in ("first_name", "last_name", "date_of_birth", "address_line1",
-                                                       "town", "postcode")},
-        "registered_on": iso_dates(registered), "offence_type": offence,
+        "register_id": ids,
+        **{
+            k: ident[k]
+            for k in ("first_name", "last_name", "date_of_birth", "address_line1", "town", "postcode")
+        },
+        "registered_on": iso_dates(registered),
+        "offence_type": offence,
         "risk_level": choice_from(rng, hold["risk_level"], n),
     }
     out.register_id = dict(zip(reg.tolist(), ids.tolist(), strict=True))
 
     # --- convictions: the register's offences, flagged contact offenders, base-rate others
-    reg_cat = np.where(offence == "contact", np.where(rng.random(n) < 0.75, "sexual_contact_child",
-                                                      "sexual_contact_adult"),
-                       np.where(offence == "online", "iioc", "other"))
+    reg_cat = np.where(
+        offence == "contact",
+        np.where(rng.random(n) < 0.75, "sexual_contact_child", "sexual_contact_adult"),
+        np.where(offence == "online", "iioc", "other"),
+    )
     reg_date = registered - rng.integers(60, 3 * 365, n)
     contact_only = np.flatnonzero(cast.contact_conviction & ~cast.on_register)
     others = np.flatnonzero(cast.other_conviction)
@@ -102,11 +110,13 @@ def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, ca
     people = np.concatenate([reg, contact_only, others])
     cats = np.concatenate([reg_cat, np.full(len(contact_only), "sexual_contact_child"), o_cat])
     adult_from = pop.dob[people] + 16 * 365
-    when = np.concatenate([
-        reg_date,
-        _uniform_days(rng, adult_from[n:n + len(contact_only)], days("1997-01-01"), len(contact_only)),
-        _uniform_days(rng, adult_from[n + len(contact_only):], as_of - 60, len(others)),
-    ])
+    when = np.concatenate(
+        [
+            reg_date,
+            _uniform_days(rng, adult_from[n : n + len(contact_only)], days("1997-01-01"), len(contact_only)),
+            _uniform_days(rng, adult_from[n + len(contact_only) :], as_of - 60, len(others)),
+        ]
+    )
     when = np.maximum(when, adult_from)
     order = rng.permutation(len(people))
     people, cats, when = people[order], cats[order], when[order]
@@ -114,7 +124,8 @@ def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, ca
     tables["convictions.csv"] = {
         "conviction_ref": np.asarray([f"CRO{i:07d}" for i in range(1, len(people) + 1)]),
         **{k: ident[k] for k in ("first_name", "last_name", "date_of_birth", "postcode")},
-        "offence_date": iso_dates(when), "offence_category": cats,
+        "offence_date": iso_dates(when),
+        "offence_category": cats,
         "disposal": choice_from(rng, hold["disposal"], len(people)),
     }
     contact = np.zeros(pop.size, bool)
@@ -151,7 +162,9 @@ def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, ca
     tables["employment.csv"] = {
         "employment_ref": np.asarray([f"EMP{i:07d}" for i in range(1, len(people) + 1)]),
         **{k: ident[k] for k in ("first_name", "last_name", "date_of_birth", "postcode")},
-        "employer": join(ident["town"], " ", suffix.astype(str)), "occupation": r_occ, "sector": r_sector,
+        "employer": join(ident["town"], " ", suffix.astype(str)),
+        "occupation": r_occ,
+        "sector": r_sector,
         "works_with_children": np.where(r_wwc, "true", "false"),
     }
     child_job = np.zeros(pop.size, bool)
@@ -160,8 +173,13 @@ def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, ca
 
     # --- households: every current address
     tables["households.csv"] = {
-        "address_line1": join(pop.hh_number.astype(str), " ", pop.names.streets[pop.hh_street], " ",
-                              pop.names.street_types[pop.hh_type]),
+        "address_line1": join(
+            pop.hh_number.astype(str),
+            " ",
+            pop.names.streets[pop.hh_street],
+            " ",
+            pop.names.street_types[pop.hh_type],
+        ),
         "postcode": join(geo.districts[pop.hh_district], " ", INWARD[pop.hh_inward]),
         "children_under_18": pop.hh_children.astype(str),
     }
@@ -171,14 +189,22 @@ def build_holdings(rng: np.random.Generator, pop: Population, geo: Geography, ca
     ident = recorded_identity(pop, geo, oc)
     nums = rng.integers(1000, 10000, len(oc))
     yy = rng.integers(0, 100, len(oc))
-    refs = np.asarray([f"{f}/{a}/{b:02d}" for f, a, b in zip(ident["_force"].tolist(), nums.tolist(),
-                                                               yy.tolist(), strict=True)])
+    refs = np.asarray(
+        [
+            f"{f}/{a}/{b:02d}"
+            for f, a, b in zip(ident["_force"].tolist(), nums.tolist(), yy.tolist(), strict=True)
+        ]
+    )
     refs = _unique_refs(refs)
-    subjects = np.asarray(hold["open_case_subjects"])[rng.integers(0, len(hold["open_case_subjects"]), len(oc))]
+    subjects = np.asarray(hold["open_case_subjects"])[
+        rng.integers(0, len(hold["open_case_subjects"]), len(oc))
+    ]
     tables["open_cases.csv"] = {
-        "case_ref": refs, "force_code": ident["_force"],
+        "case_ref": refs,
+        "force_code": ident["_force"],
         **{k: ident[k] for k in ("first_name", "last_name", "date_of_birth", "postcode")},
-        "opened_on": iso_dates(_uniform_days(rng, days("2001-03-01"), as_of, len(oc))), "subject": subjects,
+        "opened_on": iso_dates(_uniform_days(rng, days("2001-03-01"), as_of, len(oc))),
+        "subject": subjects,
     }
     out.open_case = dict(zip(oc.tolist(), refs.tolist(), strict=True))
     return out

@@ -11,8 +11,23 @@ import random
 from ore.synth.cards import luhn_ok
 from ore.synth.orders import Row
 
-CATEGORIES = ("no_record_id", "duplicate_record_id", "bad_luhn", "no_card", "bad_time", "future_time", "bad_amount")
-_BAD_TIMES = ("yesterday", "2001-13-45T99:00:00", "31/02/2001 25:61", "2001-02-30T10:00:00", "n/a", "20011305")
+CATEGORIES = (
+    "no_record_id",
+    "duplicate_record_id",
+    "bad_luhn",
+    "no_card",
+    "bad_time",
+    "future_time",
+    "bad_amount",
+)
+_BAD_TIMES = (
+    "yesterday",
+    "2001-13-45T99:00:00",
+    "31/02/2001 25:61",
+    "2001-02-30T10:00:00",
+    "n/a",
+    "20011305",
+)
 _BAD_AMOUNTS = ("twenty", "-5.00", "0.00", "NaN", "inf", "-29.95", "29,95,00")
 
 
@@ -22,7 +37,7 @@ def break_luhn(number: str, rng: random.Random) -> str:
     i = rng.choice(positions[-6:])
     d = int(number[i])
     new = str((d + rng.randint(1, 9)) % 10)
-    out = number[:i] + new + number[i + 1:]
+    out = number[:i] + new + number[i + 1 :]
     assert not luhn_ok(out)
     return out
 
@@ -43,8 +58,9 @@ def malformed_rows(rng: random.Random, valid: list[Row], per_category: int) -> l
                 values["transaction_time"] = rng.choice(_BAD_TIMES)
             elif cat == "future_time":
                 # a year typed a century out (2102 for 2002): always in the future
-                values["transaction_time"] = str(int(values["transaction_time"][:4]) + 100) + \
-                    values["transaction_time"][4:]
+                values["transaction_time"] = (
+                    str(int(values["transaction_time"][:4]) + 100) + values["transaction_time"][4:]
+                )
             elif cat == "bad_amount":
                 values["amount"] = rng.choice(_BAD_AMOUNTS)
             out.append(Row(values, t, "malformed", "", "", cat))

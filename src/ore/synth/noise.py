@@ -13,10 +13,32 @@ from dataclasses import dataclass
 from ore.synth.geography import canonical
 
 _KEYBOARD = {
-    "a": "qwsz", "b": "vghn", "c": "xdfv", "d": "serfcx", "e": "wsdr", "f": "drtgvc", "g": "ftyhbv",
-    "h": "gyujnb", "i": "ujko", "j": "huikmn", "k": "jiolm", "l": "kop", "m": "njk", "n": "bhjm",
-    "o": "iklp", "p": "ol", "q": "wa", "r": "edft", "s": "awedxz", "t": "rfgy", "u": "yhji",
-    "v": "cfgb", "w": "qase", "x": "zsdc", "y": "tghu", "z": "asx",
+    "a": "qwsz",
+    "b": "vghn",
+    "c": "xdfv",
+    "d": "serfcx",
+    "e": "wsdr",
+    "f": "drtgvc",
+    "g": "ftyhbv",
+    "h": "gyujnb",
+    "i": "ujko",
+    "j": "huikmn",
+    "k": "jiolm",
+    "l": "kop",
+    "m": "njk",
+    "n": "bhjm",
+    "o": "iklp",
+    "p": "ol",
+    "q": "wa",
+    "r": "edft",
+    "s": "awedxz",
+    "t": "rfgy",
+    "u": "yhji",
+    "v": "cfgb",
+    "w": "qase",
+    "x": "zsdc",
+    "y": "tghu",
+    "z": "asx",
 }
 
 
@@ -31,14 +53,14 @@ def typo(rng: random.Random, s: str) -> str:
     if kind < 0.35:
         near = _KEYBOARD.get(c.lower(), c.lower())
         r = rng.choice(near)
-        return s[:i] + (r.upper() if c.isupper() else r) + s[i + 1:]
+        return s[:i] + (r.upper() if c.isupper() else r) + s[i + 1 :]
     if kind < 0.6:
-        return s[:i] + s[i + 1:]
+        return s[:i] + s[i + 1 :]
     if kind < 0.8:
         return s[:i] + c + s[i:]
     if i + 1 < len(s) and s[i + 1].isalpha():
-        return s[:i] + s[i + 1] + c + s[i + 2:]
-    return s[:i] + s[i + 1:]
+        return s[:i] + s[i + 1] + c + s[i + 2 :]
+    return s[:i] + s[i + 1 :]
 
 
 def cased(rng: random.Random, s: str, rate: float) -> str:
@@ -58,8 +80,9 @@ class Typist:
     postcode_style: int = 0  # 0 canonical, 1 no space, 2 lower case, 3 both
 
     @classmethod
-    def for_person(cls, rng: random.Random, rates: dict[str, float], formal_first: str,
-                   nicknames: dict[str, list[str]]) -> Typist:
+    def for_person(
+        cls, rng: random.Random, rates: dict[str, float], formal_first: str, nicknames: dict[str, list[str]]
+    ) -> Typist:
         nick = None
         if formal_first in nicknames and rng.random() < rates["nickname"]:
             nick = rng.choice(nicknames[formal_first])
@@ -81,7 +104,11 @@ class Typist:
         return typo(self.rng, formal) if self.chance("typo") else formal
 
     def address_line(self, number: int, street: str, street_type: str, abbrev: dict[str, str]) -> str:
-        stype = abbrev.get(street_type, street_type) if self.abbreviates and self.rng.random() < 0.8 else street_type
+        stype = (
+            abbrev.get(street_type, street_type)
+            if self.abbreviates and self.rng.random() < 0.8
+            else street_type
+        )
         sep = ", " if self.rng.random() < 0.05 else " "
         line = f"{number}{sep}{street} {stype}"
         if self.chance("typo"):
@@ -120,7 +147,7 @@ def postcode_typo(rng: random.Random, pc: str) -> str:
     out, inward = canon[:-3], canon[-3:]
     i = rng.randrange(3)
     repl = rng.choice("0123456789") if i == 0 else rng.choice("ABDEFGHJLNPQRSTUWXYZ")
-    return f"{out}{inward[:i]}{repl}{inward[i + 1:]}"
+    return f"{out}{inward[:i]}{repl}{inward[i + 1 :]}"
 
 
 def email_local(rng: random.Random, first: str, last: str, birth_year: int) -> str:
@@ -129,7 +156,15 @@ def email_local(rng: random.Random, first: str, last: str, birth_year: int) -> s
     n = rng.randrange(1, 999)
     yy = birth_year % 100
     forms = (
-        f"{f}.{la}", f"{f}{la}", f"{f[0]}{la}", f"{la}{f[0]}{yy:02d}", f"{f}_{n}", f"{f}{la}{yy:02d}",
-        f"{f}.{la}{n}", f"{la}.{f}", f"{f[0]}.{la}", f"{f}{n}",
+        f"{f}.{la}",
+        f"{f}{la}",
+        f"{f[0]}{la}",
+        f"{la}{f[0]}{yy:02d}",
+        f"{f}_{n}",
+        f"{f}{la}{yy:02d}",
+        f"{f}.{la}{n}",
+        f"{la}.{f}",
+        f"{f[0]}.{la}",
+        f"{f}{n}",
     )
     return rng.choice(forms)

@@ -9,10 +9,31 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LEAD_COLUMNS = [
-    "record_id", "transaction_id", "transaction_time", "merchant", "product", "product_category", "amount",
-    "currency", "status", "card_number", "card_expiry", "cardholder_name", "first_name", "last_name",
-    "date_of_birth", "email", "username", "address_line1", "address_line2", "town", "postcode", "country",
-    "ip_address", "ip_country", "phone",
+    "record_id",
+    "transaction_id",
+    "transaction_time",
+    "merchant",
+    "product",
+    "product_category",
+    "amount",
+    "currency",
+    "status",
+    "card_number",
+    "card_expiry",
+    "cardholder_name",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "email",
+    "username",
+    "address_line1",
+    "address_line2",
+    "town",
+    "postcode",
+    "country",
+    "ip_address",
+    "ip_country",
+    "phone",
 ]
 DAY = 86_400
 MONTH = 30 * DAY
@@ -66,10 +87,16 @@ class Spans:
         order = np.lexsort((idx, t))
         idx, t = idx[order], t[order]
         return {
-            "username": np.asarray(self.username, dtype=object)[idx] if len(idx) else np.asarray([], dtype=object),
+            "username": np.asarray(self.username, dtype=object)[idx]
+            if len(idx)
+            else np.asarray([], dtype=object),
             "visit_time": (t.astype("datetime64[s]")).astype(str),
-            "ip_address": np.asarray(self.ip, dtype=object)[idx] if len(idx) else np.asarray([], dtype=object),
-            "product": np.asarray(self.product, dtype=object)[idx] if len(idx) else np.asarray([], dtype=object),
+            "ip_address": np.asarray(self.ip, dtype=object)[idx]
+            if len(idx)
+            else np.asarray([], dtype=object),
+            "product": np.asarray(self.product, dtype=object)[idx]
+            if len(idx)
+            else np.asarray([], dtype=object),
         }
 
 

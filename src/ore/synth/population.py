@@ -46,8 +46,11 @@ def load_names(settings: Settings) -> Names:
     male, female = words(data["male"]), words(data["female"])
     pop = settings["population"]
     return Names(
-        first=np.asarray(male + female), n_male=len(male), surnames=np.asarray(words(data["surnames"])),
-        streets=np.asarray(words(pop["streets"])), street_types=np.asarray(list(pop["street_types"])),
+        first=np.asarray(male + female),
+        n_male=len(male),
+        surnames=np.asarray(words(data["surnames"])),
+        streets=np.asarray(words(pop["streets"])),
+        street_types=np.asarray(list(pop["street_types"])),
         nicknames=data["nicknames"],
     )
 
@@ -98,14 +101,29 @@ class Population:
     def address(self, p: int, geo: Geography, *, recorded: bool = False) -> tuple[int, str, str, str, str]:
         """(number, street name, street type, town, canonical postcode) of the current or recorded address."""
         if recorded and self.moved[p]:
-            d, i, n, s, t = (self.old_district[p], self.old_inward[p], self.old_number[p], self.old_street[p],
-                             self.old_type[p])
+            d, i, n, s, t = (
+                self.old_district[p],
+                self.old_inward[p],
+                self.old_number[p],
+                self.old_street[p],
+                self.old_type[p],
+            )
         else:
             h = self.hh[p]
-            d, i, n, s, t = (self.hh_district[h], self.hh_inward[h], self.hh_number[h], self.hh_street[h],
-                             self.hh_type[h])
-        return (int(n), str(self.names.streets[s]), str(self.names.street_types[t]), str(geo.towns[d]),
-                f"{geo.districts[d]} {INWARD[i]}")
+            d, i, n, s, t = (
+                self.hh_district[h],
+                self.hh_inward[h],
+                self.hh_number[h],
+                self.hh_street[h],
+                self.hh_type[h],
+            )
+        return (
+            int(n),
+            str(self.names.streets[s]),
+            str(self.names.street_types[t]),
+            str(geo.towns[d]),
+            f"{geo.districts[d]} {INWARD[i]}",
+        )
 
     def current_district(self, p: int) -> int:
         return int(self.hh_district[self.hh[p]])
@@ -174,10 +192,30 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
     card2[has_two] = cards[people:]
     months = rng.integers(1, 13, (2, people))
     years = rng.integers(2, 7, (2, people))
-    exp = np.char.add(np.char.add(np.char.zfill(months.astype(str), 2), "/"), np.char.zfill(years.astype(str), 2))
+    exp = np.char.add(
+        np.char.add(np.char.zfill(months.astype(str), 2), "/"), np.char.zfill(years.astype(str), 2)
+    )
     return Population(
-        names=names, hh_district=hh_district, hh_inward=hh_inward, hh_number=hh_number, hh_street=hh_street,
-        hh_type=hh_type, hh_children=hh_children, hh=hh, female=female, first=first, last=last, dob=dob,
-        moved=moved, old_district=old_district, old_inward=old_inward, old_number=old_number,
-        old_street=old_street, old_type=old_type, card1=card1, card2=card2, expiry1=exp[0], expiry2=exp[1],
+        names=names,
+        hh_district=hh_district,
+        hh_inward=hh_inward,
+        hh_number=hh_number,
+        hh_street=hh_street,
+        hh_type=hh_type,
+        hh_children=hh_children,
+        hh=hh,
+        female=female,
+        first=first,
+        last=last,
+        dob=dob,
+        moved=moved,
+        old_district=old_district,
+        old_inward=old_inward,
+        old_number=old_number,
+        old_street=old_street,
+        old_type=old_type,
+        card1=card1,
+        card2=card2,
+        expiry1=exp[0],
+        expiry2=exp[1],
     )

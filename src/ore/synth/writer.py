@@ -16,9 +16,14 @@ import pyarrow.csv as pacsv
 
 def write_columns(path: Path, columns: dict[str, np.ndarray | Sequence[str]]) -> int:
     """Write a table of string columns fast (pyarrow); returns the data-row count."""
-    arrays = {k: pa.array(np.asarray(v, dtype=object) if not isinstance(v, np.ndarray) or v.dtype.kind != "U"
-                          else v, type=pa.string())
-              for k, v in columns.items() if not k.startswith("_")}
+    arrays = {
+        k: pa.array(
+            np.asarray(v, dtype=object) if not isinstance(v, np.ndarray) or v.dtype.kind != "U" else v,
+            type=pa.string(),
+        )
+        for k, v in columns.items()
+        if not k.startswith("_")
+    }
     table = pa.table(arrays)
     if any(pc.any(pc.match_substring_regex(col, r'[,"\r\n]')).as_py() for col in table.columns):
         # a value that needs quoting: take the careful path
@@ -27,7 +32,9 @@ def write_columns(path: Path, columns: dict[str, np.ndarray | Sequence[str]]) ->
     with open(path, "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode())
         if table.num_rows:
-            pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
+            pacsv.write_csv(
+                table, f, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none")
+            )
     return table.num_rows
 
 
