@@ -339,7 +339,9 @@ def train(
                 [block_on(*r) for r in rules], recall=float(spec.extra.get("prior_recall", 0.8)))
         except ValueError:  # rules found more than the recall allows: keep the configured prior
             log.warning("prior estimate failed for %s; using %s", spec.name, spec.probability_two_random_records_match)
-    linker.training.estimate_u_using_random_sampling(max_pairs=spec.u_max_pairs, seed=spec.seed)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=spec.u_max_pairs, seed=spec.seed, num_chunks=int(spec.extra.get("u_num_chunks", 1)),
+        min_count_per_level=None)
     for cols in spec.training:
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*cols), max_pairs=spec.em_max_pairs)
