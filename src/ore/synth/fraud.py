@@ -47,7 +47,7 @@ def plan_actors(rng: random.Random, settings, target_records: int) -> list[tuple
     fraud = settings["fraud"]
     hard_mult = settings.rates["hard_fraud"]
     weights = {}
-    for style, (w, lo, hi, hard) in fraud["tactics"].items():
+    for style, (w, _lo, _hi, hard) in fraud["tactics"].items():
         weights[style] = float(w) * (hard_mult if hard else 1.0)
     active = [s for s, w in weights.items() if w > 0]
     plan: list[tuple[str, int]] = []
@@ -167,6 +167,8 @@ def commit_fraud(
             cards_done += 1
             if style == "fake_name":
                 first, last = rng.choice(alias_first), rng.choice(alias_last)
+            elif style == "identity_theft":  # a full identity is copied, not typed
+                first, last = first_f, last_f
             else:
                 first, last = typist.first(first_f), typist.last(last_f)
             holder = f"{first_f} {last_f}".upper()
@@ -192,13 +194,16 @@ def commit_fraud(
             if style == "identity_theft":
                 rebills = min(rebills + 1, 4)
             attempts = [("declined", t + k * rng.randint(60, 900)) for k in range(probes)]
-            t_ok = t + probes * 900 + rng.randint(60, 900)
-            attempts.append(("approved", t_ok))
-            attempts += [
-                ("approved", t_ok + k * MONTH + rng.randrange(-1800, 1800)) for k in range(1, rebills + 1)
-            ]
+            if style in ("carder", "fake_name", "proxy") and rng.random() < float(fraud["dead_card"]):
+                attempts.append(("declined", t + probes * 900 + rng.randint(60, 900)))  # dead: given up
+            else:
+                t_ok = t + probes * 900 + rng.randint(60, 900)
+                attempts.append(("approved", t_ok))
+                attempts += [
+                    ("approved", t_ok + k * MONTH + rng.randrange(-1800, 1800)) for k in range(1, rebills + 1)
+                ]
             ip = rng.choice(pool)
-            for i, (status, when) in enumerate(attempts):
+            for status, when in attempts:
                 if when >= ctx.end:
                     break
                 if status == "approved" and rng.random() < float(fraud["victim_chargeback"]):
