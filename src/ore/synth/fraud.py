@@ -19,7 +19,7 @@ import numpy as np
 
 from ore.synth.buyers import Context, base_values, card_style, pid, zulu
 from ore.synth.cards import typed
-from ore.synth.config import load_data, words
+from ore.synth.config import Settings, load_data, words
 from ore.synth.noise import Typist, email_local, typo
 from ore.synth.orders import DAY, MONTH, Row, iso_time, weighted
 
@@ -42,7 +42,7 @@ class FraudResult:
     victims: list[int]
 
 
-def plan_actors(rng: random.Random, settings, target_records: int) -> list[tuple[str, int]]:
+def plan_actors(rng: random.Random, settings: Settings, target_records: int) -> list[tuple[str, int]]:
     """(style, record budget) per actor: each active tactic at least once, then by weight."""
     fraud = settings["fraud"]
     hard_mult = settings.rates["hard_fraud"]

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from ore.synth.buyers import Context, buyer_rows, pid, ts
-from ore.synth.cast import cast_people
+from ore.synth.cast import Cast, cast_people
 from ore.synth.config import Settings, load_data, resolve
 from ore.synth.fraud import commit_fraud
-from ore.synth.geography import canonical, load_geography
-from ore.synth.holdings import build_holdings, days, iso_dates
+from ore.synth.geography import Geography, canonical, load_geography
+from ore.synth.holdings import Holdings, build_holdings, days, iso_dates
 from ore.synth.malformed import CATEGORIES, malformed_rows
 from ore.synth.orders import DAY, LEAD_COLUMNS, IPs, Row, Spans
-from ore.synth.population import build_population, choice_from
+from ore.synth.population import Population, build_population, choice_from
 from ore.synth.writer import sha256, write_columns, write_manifest, write_rows
 
 Progress = Callable[[str, int, int | None], None]
@@ -253,7 +253,11 @@ def _order_and_number(rng: random.Random, valid: list[Row], bad: list[Row]) -> l
 
 
 def _card_alerts(
-    rng: np.random.Generator, pop, cast, fraud_alerts: list[tuple[str, str, str]], settings
+    rng: np.random.Generator,
+    pop: Population,
+    cast: Cast,
+    fraud_alerts: list[tuple[str, str, str]],
+    settings: Settings,
 ) -> dict[str, np.ndarray]:
     """Issuers' reports: the fraud's, some subscribers' own (lost, disputed), and ordinary people's."""
     hold = settings["holdings"]
@@ -283,7 +287,8 @@ def _card_alerts(
     return {"card_number": cards[order], "reported_on": when[order], "alert_type": kinds[order]}
 
 
-def _truth_persons(rows: list[Row], pop, geo, hold) -> list[list[str]]:
+def _truth_persons(rows: list[Row], pop: Population, geo: Geography, hold: Holdings) -> list[list[str]]:
+    """One row per person the records name; flags read from the holdings as written."""
     named: dict[str, set[str]] = {}
     for r in rows:
         if r.person:

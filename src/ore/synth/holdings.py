@@ -38,8 +38,8 @@ class Holdings:
     tables: dict[str, dict[str, np.ndarray]]  # file name -> columns
     register_id: dict[int, str] = field(default_factory=dict)  # person -> register id
     open_case: dict[int, str] = field(default_factory=dict)
-    contact: np.ndarray | None = None  # bool per person: a sexual_contact_child conviction
-    child_job: np.ndarray | None = None  # bool per person: a job working with children
+    contact: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per person: contact conviction
+    child_job: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per person: child-facing job
 
 
 def recorded_identity(pop: Population, geo: Geography, idx: np.ndarray) -> dict[str, np.ndarray]:

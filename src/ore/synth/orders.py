@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class Spans:
 class IPs:
     """IPv4 addresses in a country's ISP blocks."""
 
-    def __init__(self, blocks: dict[str, list[str]]):
+    def __init__(self, blocks: dict[str, list[str]]) -> None:
         self.blocks = blocks
 
     def new(self, rng: random.Random, country: str, near: str | None = None) -> str:
@@ -114,6 +115,7 @@ class IPs:
         return f"{block}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
-def weighted(rng: random.Random, dist: dict) -> object:
+def weighted(rng: random.Random, dist: dict) -> Any:
+    """One value of a {value: weight} mapping."""
     keys = list(dist)
     return rng.choices(keys, weights=[float(v) for v in dist.values()])[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 
-def write_columns(path: Path, columns: dict[str, np.ndarray | Sequence[str]]) -> int:
+def write_columns(path: Path, columns: Mapping[str, np.ndarray | Sequence[str]]) -> int:
     """Write a table of string columns fast (pyarrow); returns the data-row count."""
     arrays = {
         k: pa.array(
