@@ -39,6 +39,13 @@ def test_chargeback():
     assert fires("chargeback", leads) == {"R1"}
 
 
+def test_repeated_chargebacks_on_one_thread():
+    leads = [lead(f"R{i}", "c1", days=30 * i, status="chargeback" if i in (1, 2) else "approved") for i in range(4)]
+    leads += [lead(f"S{i}", "c2", "Bob Hart", days=30 * i, status="chargeback" if i in (3, 9) else "approved")
+              for i in range(12)]  # a subscriber disputing 2 of 12: not a pattern of denial
+    assert fires("repeated_chargebacks", leads) == {f"R{i}" for i in range(4)}
+
+
 # --- the transaction --------------------------------------------------------------------------
 
 
@@ -87,6 +94,13 @@ def test_ip_country_mismatch():
         lead("R4", "c4", ip_country="US", country=""),
     ]
     assert fires("ip_country_mismatch", leads) == {"R1"}
+
+
+def test_thread_abroad():
+    leads = [lead(f"R{i}", "c1", days=30 * i, ip_country="UA" if i != 2 else "") for i in range(3)]
+    # one holiday order among many from home
+    leads += [lead(f"S{i}", "c2", "Bob Hart", days=30 * i, ip_country="ES" if i == 1 else "GB") for i in range(5)]
+    assert fires("thread_abroad", leads) == {"R0", "R1", "R2"}
 
 
 # --- the access log ---------------------------------------------------------------------------
@@ -234,6 +248,19 @@ def test_repeat_purchases_across_the_persons_cards():
     assert fires("repeat_purchases", leads, persons={"R1": "P1", "R2": "P1"}) == {"R1", "R2"}
 
 
+def test_long_use():
+    leads = [lead(f"R{i}", "c1", days=30 * i) for i in range(7)]
+    leads += [lead(f"S{i}", "c2", "Bob Hart", days=30 * i) for i in range(3)]  # three months only
+    assert fires("long_use", leads) == {f"R{i}" for i in range(7)}
+
+
+def test_shared_ip_not_a_providers_proxy():
+    ip = "152.163.1.1"  # many long-standing subscribers behind one address
+    leads = [lead(f"R{k}{i}", f"c{k}", n, ip=ip, days=30 * i)
+             for k, n in enumerate(["Ann Lee", "Bob Hart", "Cy Moss"]) for i in range(5)]
+    assert fires("shared_ip", leads) == set()
+
+
 def test_purchase_ip_consistent():
     leads = [lead("R1", "c1", ip="81.2.3.4"), lead("R2", "c1", ip="81.2.9.9", days=10),
              lead("S1", "c2", "Bob Hart", ip="81.2.3.4"), lead("S2", "c2", "Bob Hart", ip="95.1.1.1", days=10)]
@@ -273,3 +300,35 @@ def test_sentences_are_filled_in():
     got = dict(rows)
     assert got["name_unlike_cardholder"] == "The subscriber typed the name 'Randy Fox', unlike the cardholder's name 'MARK GRANT'."
     assert all("{" not in s and "?" not in s for s in got.values())
+
+
+def test_fraud_indicator_propagates_along_the_thread_only():
+    # a carding session (decline, approval) then monthly rebills through the same account
+    leads = [lead("R0", "c1", status="declined"), lead("R1", "c1", days=0.01), lead("R2", "c1", days=30),
+             lead("R3", "c1", days=60, username="other", email="other@x.example")]  # another account
+    con = build_db(leads)
+    run(con)
+    assert fired(con, "declines_before_approval") == {"R0", "R1", "R2"}
+    (sentence,) = con.execute(
+        "SELECT sentence FROM record_indicators WHERE record_id = 'R2' AND code = 'declines_before_approval'"
+    ).fetchall()[0]
+    assert sentence.startswith("On another payment with this card through this account: ")
+
+
+def test_cardholder_signals_are_void_where_the_source_serves_many_people():
+    ip = "91.9.9.9"
+    leads = []
+    visits = []
+    for k, name in enumerate(["Ann Lee", "Bob Hart", "Cy Moss"]):
+        user = (name[0] + name.split()[1]).lower()
+        leads += [lead(f"{user}{i}", f"c{k}", name, ip=ip, days=30 * i) for i in range(3)]
+        visits += [visit(user, ip, days=30 * i + 1) for i in range(3)]
+    con = build_db(leads, visits)
+    run(con)
+    rows = con.execute(
+        "SELECT code, weight, sentence FROM record_indicators WHERE record_id = 'alee1' ORDER BY code"
+    ).fetchall()
+    got = {c: (w, t) for c, w, t in rows}
+    assert got["shared_ip"][0] > 0
+    assert got["repeat_purchases"][0] == 0.0 and "Not counted" in got["repeat_purchases"][1]
+    assert got["visits_fit"][0] == 0.0

@@ -99,7 +99,8 @@ def test_subjects_cluster_by_email_username_ip_and_not_genuine_records():
     b = [lead(f"w{i}-a", f"w{i}", n, ip="92.2.2.2", email=f"zz{i}@y.example", username=f"zz{i}",
               cardholder=f"OTHER PERSON{i}", days=50 + i * 0.2)
          for i, n in enumerate(["Eve Gray", "Fay Hill", "Gus Ives"])]
-    s_leads, s_visits = subscriber(ip="91.1.1.1")  # a genuine subscriber behind the same IP (not suspected)
+    # a genuine subscriber of long standing behind the same IP (a provider's proxy): not suspected
+    s_leads, s_visits = subscriber(ip="91.1.1.1", n=7)
     con = build_db(a + b + s_leads, s_visits)
     run(con)
     ev = evidence(con)

@@ -100,6 +100,7 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
         CREATE OR REPLACE TEMP TABLE _cb_rec AS
         WITH a AS (
             SELECT *,
+                   card_token || '|' || coalesce(user_n, email_n, '') AS thread,
                    -- a coarse surname key (first and last letter) that survives typing errors
                    CASE WHEN length(coalesce(nullif(ch_last, ''), tlast)) >= 2
                         THEN left(coalesce(nullif(ch_last, ''), tlast), 1) || right(coalesce(nullif(ch_last, ''), tlast), 1)
@@ -151,7 +152,7 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _cb_alerts (card_token VARCHAR, reported_on DATE, alert_type VARCHAR)")
     # How well the typed surname matches any token of the cardholder name (an initial matches its
-    # letter; typos score high on Jaro-Winkler). Records without both names get no row.
+    # letter; one typing error matches; otherwise Jaro-Winkler). Records without both names get no row.
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _cb_names AS
@@ -160,6 +161,7 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
                max(CASE WHEN tok = '' THEN 0.0
                         WHEN length(tlast) = 1 OR length(tok) = 1
                              THEN CASE WHEN left(tok, 1) = left(tlast, 1) THEN 1.0 ELSE 0.0 END
+                        WHEN length(tlast) >= 3 AND length(tok) >= 3 AND damerau_levenshtein(tlast, tok) <= 1 THEN 1.0
                         ELSE jaro_winkler_similarity(tlast, tok) END) AS best
         FROM tok GROUP BY record_id
         """

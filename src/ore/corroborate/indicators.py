@@ -4,7 +4,8 @@ Every query returns one row per record where the indicator fires: ``record_id``,
 columns its sentence may name and, for counted indicators, ``n`` (the count its tiers weigh).
 The queries read only the working tables built by :mod:`ore.corroborate.base`:
 
-``_cb_rec``    one row per accepted lead of the package (normalised identifiers, person key)
+``_cb_rec``    one row per accepted lead of the package (normalised identifiers, person key, and
+               ``thread``: one card used through one account, whose records share one fate)
 ``_cb_vis``    the package's visits (normalised account, IP, IP network, time)
 ``_cb_names``  per record, how well the typed surname matches the cardholder name (0..1)
 ``_cb_alerts`` card alerts from the reference holdings (empty when none are loaded)
@@ -59,6 +60,15 @@ def _chargeback(p: dict[str, Any]) -> str:
     return "SELECT record_id, status FROM _cb_rec WHERE status = 'chargeback'"
 
 
+def _repeated_chargebacks(p: dict[str, Any]) -> str:
+    return f"""
+    WITH t AS (SELECT thread, count(*) FILTER (WHERE status = 'chargeback') AS n,
+                      count(*) FILTER (WHERE completed) AS paid
+               FROM _cb_rec GROUP BY thread)
+    SELECT r.record_id, t.n, t.paid FROM _cb_rec r JOIN t USING (thread)
+    WHERE t.n >= {p['threshold']} AND t.n >= {float(p['min_share'])} * t.paid"""
+
+
 def _declines(p: dict[str, Any]) -> str:
     w = float(p["window_hours"]) * 3600
     return f"""
@@ -102,6 +112,16 @@ def _ip_country(p: dict[str, Any]) -> str:
     WHERE ip_cc IS NOT NULL AND cc IS NOT NULL AND ip_cc <> cc"""
 
 
+def _thread_abroad(p: dict[str, Any]) -> str:
+    return f"""
+    WITH g AS (SELECT thread, count(*) AS located,
+                      count(*) FILTER (WHERE ip_cc <> cc) AS n,
+                      first(ip_cc ORDER BY ip_cc) FILTER (WHERE ip_cc <> cc) AS ip_country
+               FROM _cb_rec WHERE ip_cc IS NOT NULL AND cc IS NOT NULL GROUP BY thread)
+    SELECT r.record_id, g.n, g.located, g.ip_country FROM _cb_rec r JOIN g USING (thread)
+    WHERE g.n >= {p['threshold']} AND g.n >= {float(p['min_share'])} * g.located"""
+
+
 def _never_visited(p: dict[str, Any]) -> str:
     grace = float(p["min_log_days_after"]) * 86400
     return f"""
@@ -135,20 +155,37 @@ def _shared(column: str, label: str) -> Callable[[dict[str, Any]], str]:
 
 def _account_pattern(p: dict[str, Any]) -> str:
     return f"""
-    WITH s AS (SELECT record_id, person_key, card_token, sname, stem FROM _cb_rec
-               WHERE length(stem) >= 3 AND NOT stem_from_name),
+    WITH acct AS (SELECT coalesce(user_n, email_n) AS acct, bool_or(stem_from_name) AS named
+                  FROM _cb_rec GROUP BY ALL),
+         -- an account is made from its holder's name if any of its records shows it (typing errors)
+         s AS (SELECT r.record_id, r.person_key, r.card_token, r.sname, r.stem
+               FROM _cb_rec r JOIN acct a ON a.acct = coalesce(r.user_n, r.email_n)
+               WHERE length(r.stem) >= 3 AND NOT a.named),
          g AS (SELECT stem, {PEOPLE} AS n FROM s GROUP BY stem HAVING {PEOPLE} >= {p['threshold']})
     SELECT s.record_id, s.stem, g.n FROM s JOIN g USING (stem)"""
 
 
 def _shared_ip(p: dict[str, Any]) -> str:
     return f"""
-    WITH vacct AS (SELECT DISTINCT user_n, ip_n FROM _cb_vis WHERE ip_n IS NOT NULL),
+    WITH solo AS (SELECT user_n FROM _cb_rec WHERE user_n IS NOT NULL GROUP BY user_n
+                  HAVING count(DISTINCT person_key) = 1),
+         -- visits count for an account only where one person used it: the log names accounts,
+         -- not people, and two people of one name may share an account name
+         vacct AS (SELECT DISTINCT user_n, ip_n FROM _cb_vis JOIN solo USING (user_n) WHERE ip_n IS NOT NULL),
          rip AS (SELECT record_id, ip_n AS ip FROM _cb_rec WHERE ip_n IS NOT NULL
                  UNION
                  SELECT r.record_id, v.ip_n FROM _cb_rec r JOIN vacct v ON v.user_n = r.user_n),
-         uses AS (SELECT rip.ip, r.person_key, r.card_token, r.sname FROM rip JOIN _cb_rec r USING (record_id)),
-         g AS (SELECT ip, {PEOPLE} AS n FROM uses GROUP BY ip HAVING {PEOPLE} >= {p['threshold']})
+         months AS (SELECT thread, count(DISTINCT date_trunc('month', day)) AS m FROM _cb_rec
+                    WHERE status = 'approved' GROUP BY thread),
+         uses AS (SELECT rip.ip, r.person_key, r.card_token, r.sname,
+                         coalesce(months.m, 0) >= {int(p['settled_months'])} AS settled
+                  FROM rip JOIN _cb_rec r USING (record_id) LEFT JOIN months USING (thread)),
+         -- an address where most of the people have subscribed for months is a provider's shared
+         -- address (a proxy of a large ISP), not a fraudster's
+         g AS (SELECT ip, {PEOPLE} AS n FROM uses GROUP BY ip
+               HAVING {PEOPLE} >= {p['threshold']}
+                  AND count(DISTINCT person_key) FILTER (WHERE settled)
+                      < {float(p['max_settled_share'])} * count(DISTINCT person_key))
     SELECT rip.record_id, first(g.ip ORDER BY g.n DESC, g.ip) AS ip, max(g.n) AS n
     FROM rip JOIN g USING (ip) GROUP BY rip.record_id"""
 
@@ -200,12 +237,15 @@ def _signup_spike(p: dict[str, Any]) -> str:
 def _repeat(p: dict[str, Any]) -> str:
     gap = float(p["min_days"]) * 86400
     return f"""
-    WITH c AS (SELECT record_id, person_key, email_n, user_n, ts FROM _cb_rec WHERE completed),
-         pairs AS (SELECT r.record_id, c.record_id AS other, abs(c.ts - r.ts) AS gap
-                   FROM _cb_rec r JOIN c ON c.person_key = r.person_key AND c.record_id <> r.record_id
+    WITH c AS (SELECT record_id, person_key, email_n, user_n, ts, day FROM _cb_rec WHERE status = 'approved'),
+         pairs AS (SELECT r.record_id, c.record_id AS other, abs(c.ts - r.ts) AS gap, c.ts, r.ts AS own_ts,
+                          date_trunc('month', c.day) AS month
+                   FROM _cb_rec r JOIN c ON c.person_key = r.person_key
                    AND (c.email_n = r.email_n OR c.user_n = r.user_n))
-    SELECT record_id, count(DISTINCT other) + 1 AS n, CAST(round(max(gap) / 86400) AS BIGINT) AS days
-    FROM pairs GROUP BY record_id HAVING max(gap) >= {gap}"""
+    -- n: the calendar months with an undisputed purchase through the same account
+    SELECT record_id, count(DISTINCT month) AS n, count(DISTINCT other) AS purchases,
+           CAST(round((max(ts) - min(ts)) / 86400) AS BIGINT) AS days
+    FROM pairs GROUP BY record_id HAVING max(ts) - min(ts) >= {gap} AND count(DISTINCT other) >= 2"""
 
 
 def _ip_consistent(p: dict[str, Any]) -> str:
@@ -239,15 +279,24 @@ SPECS: dict[str, Spec] = {
     "alert_before_txn": Spec(("alert_type", "reported_on", "days"), _alert_before, {"max_days": (0, 730)}),
     "alert_after_txn": Spec(("alert_type", "reported_on", "days"), _alert_after, {"max_days": (0, 365)}),
     "chargeback": Spec(("status",), _chargeback),
+    "repeated_chargebacks": Spec(
+        ("n", "paid"), _repeated_chargebacks, {"min_share": (0, 0.25)}, counted=True, default_count=2
+    ),
     "declines_before_approval": Spec(("n", "hours"), _declines, {"window_hours": (0, 24)}, counted=True),
     "card_testing": Spec(("source", "n"), _card_testing, counted=True, default_count=3),
     "ip_country_mismatch": Spec(("ip_country", "country"), _ip_country),
+    "thread_abroad": Spec(
+        ("n", "located", "ip_country"), _thread_abroad, {"min_share": (0, 0.5)}, counted=True, default_count=2
+    ),
     "never_visited": Spec(("username",), _never_visited, {"min_log_days_after": (0, 7)}),
     "visits_unlike_cardholder": Spec(("username", "n_places"), _visits_unlike),
     "shared_email": Spec(("email", "n"), _shared("email_n", "email"), counted=True, default_count=3),
     "shared_account": Spec(("username", "n"), _shared("user_n", "username"), counted=True, default_count=3),
     "account_pattern": Spec(("stem", "n"), _account_pattern, counted=True, default_count=4),
-    "shared_ip": Spec(("ip", "n"), _shared_ip, counted=True, default_count=3),
+    "shared_ip": Spec(
+        ("ip", "n"), _shared_ip, {"settled_months": (1, 4), "max_settled_share": (0, 0.5)}, counted=True,
+        default_count=3,
+    ),
     "name_unlike_cardholder": Spec(
         ("typed_name", "cardholder_name"), _name_unlike, {"min_similarity": (0, 0.8)}
     ),
@@ -261,7 +310,9 @@ SPECS: dict[str, Spec] = {
         counted=True,
         default_count=6,
     ),
-    "repeat_purchases": Spec(("n", "days"), _repeat, {"min_days": (0, 28)}),
+    "repeat_purchases": Spec(("n", "purchases", "days"), _repeat, {"min_days": (0, 28)}, counted=True,
+                             default_count=2),
+    "long_use": Spec(("n", "purchases", "days"), _repeat, {"min_days": (0, 150)}, counted=True, default_count=6),
     "purchase_ip_consistent": Spec(("n", "days"), _ip_consistent, {"min_days": (0, 7)}),
     "visits_fit": Spec(("username", "days"), _visits_fit, {"min_days": (1, 2)}),
     "account_in_cardholder_name": Spec(("username",), _account_in_name),

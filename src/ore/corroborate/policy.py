@@ -46,6 +46,8 @@ class Indicator:
     params: dict[str, Any]
     sentence: str
     enabled: bool = True
+    propagate: bool = False  # fraud side: also counts on the other records of the same card and account
+    void_if: tuple[str, ...] = ()  # cardholder side: not counted where one of these fired on the record
 
     @property
     def threshold(self) -> float | None:
@@ -172,7 +174,8 @@ def _indicator(code: str, raw: Any) -> Indicator:
     spec = SPECS.get(code)
     if spec is None:
         raise PolicyError(f"policy: indicators.{code} is not a known indicator (known: {', '.join(sorted(SPECS))})")
-    _unknown(raw, {"side", "group", "weight", "tiers", "params", "sentence", "enabled"}, where)
+    _unknown(raw, {"side", "group", "weight", "tiers", "params", "sentence", "enabled", "propagate", "void_if"},
+             where)
     side = raw.get("side")
     if side not in SIDES:
         raise PolicyError(f"policy: {where}side must be one of {', '.join(SIDES)}, not {side!r}")
@@ -233,7 +236,21 @@ def _indicator(code: str, raw: Any) -> Indicator:
                 f"policy: {where}sentence uses {{{n}}}, which {code} does not provide "
                 f"(it provides: {', '.join(spec.details)})"
             )
-    return Indicator(code, side, group, weight, tuple(tiers), params, sentence.strip(), enabled)
+    propagate = raw.get("propagate", False)
+    if not isinstance(propagate, bool):
+        raise PolicyError(f"policy: {where}propagate must be true or false, not {propagate!r}")
+    if propagate and side != "fraud":
+        raise PolicyError(f"policy: {where}propagate is only for side fraud")
+    void_if = raw.get("void_if", []) or []
+    if not isinstance(void_if, list) or any(not isinstance(c, str) for c in void_if):
+        raise PolicyError(f"policy: {where}void_if must be a list of indicator codes, not {void_if!r}")
+    if void_if and side != "cardholder":
+        raise PolicyError(f"policy: {where}void_if is only for side cardholder")
+    for c in void_if:
+        if c not in SPECS:
+            raise PolicyError(f"policy: {where}void_if names {c!r}, which is not a known indicator")
+    return Indicator(code, side, group, weight, tuple(tiers), params, sentence.strip(), enabled, propagate,
+                     tuple(void_if))
 
 
 def parse_policy(raw: Any, source: str = "default") -> Policy:
@@ -249,6 +266,9 @@ def parse_policy(raw: Any, source: str = "default") -> Policy:
     indicators = {code: _indicator(code, v) for code, v in inds_raw.items()}
     groups: dict[str, str] = {}
     for ind in indicators.values():
+        for c in ind.void_if:
+            if c in indicators and indicators[c].side != "fraud":
+                raise PolicyError(f"policy: indicators.{ind.code}.void_if names {c}, which is not a fraud indicator")
         if groups.setdefault(ind.group, ind.side) != ind.side:
             raise PolicyError(
                 f"policy: indicators.{ind.code}.group {ind.group!r} mixes fraud and cardholder indicators"

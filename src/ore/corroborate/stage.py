@@ -103,6 +103,7 @@ def corroborate(
         )
         for ind in pol.enabled():
             _fire(con, ind)
+        _propagate(con, pol)
         _score(con, pol)
         subjects.cluster(con, pol)
         _persons(con, pol)
@@ -110,19 +111,81 @@ def corroborate(
         return _summary(con, package_id, pol)
     finally:
         base.drop(con)
-        for t in ("_cb_contrib", "_cb_subject", "_cb_subjects", "_cb_person"):
+        for t in ("_cb_contrib", "_cb_voided", "_cb_subject", "_cb_subjects", "_cb_person"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
+THREAD_PREFIX = "On another payment with this card through this account: "
+
+
+def _propagate(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
+    """Fraud indicators marked ``propagate`` also count on the other records of their thread."""
+    codes = [i.code for i in pol.enabled() if i.propagate]
+    if not codes:
+        return
+    listed = ", ".join(_sql_str(c) for c in codes)
+    con.execute(
+        f"""
+        INSERT INTO _cb_fired
+        WITH src AS (
+            SELECT r2.record_id, f.code, f.grp, f.side, f.weight, f.sentence,
+                   row_number() OVER (PARTITION BY r2.record_id, f.code ORDER BY f.weight DESC, f.record_id) AS k
+            FROM _cb_fired f
+            JOIN _cb_rec r1 ON r1.record_id = f.record_id
+            JOIN _cb_rec r2 ON r2.thread = r1.thread AND r2.record_id <> r1.record_id
+            WHERE f.code IN ({listed}))
+        SELECT s.record_id, s.code, s.grp, s.side, s.weight, {_sql_str(THREAD_PREFIX)} || s.sentence
+        FROM src s
+        WHERE s.k = 1 AND NOT EXISTS (
+            SELECT 1 FROM _cb_fired g WHERE g.record_id = s.record_id AND g.code = s.code AND g.weight >= s.weight)
+        """
+    )
+    # where a record's own firing was weaker than its thread's, keep only the stronger
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _cb_fired AS
+        SELECT record_id, code, grp, side, weight, sentence FROM (
+            SELECT *, row_number() OVER (PARTITION BY record_id, code ORDER BY weight DESC, sentence) AS k
+            FROM _cb_fired)
+        WHERE k = 1
+        """
+    )
+
+
+def _void_sql(pol: Policy) -> str:
+    """A CASE naming, per cardholder-side code, the fraud indicator that voids it on a record (or NULL)."""
+    cases = []
+    for ind in pol.enabled():
+        if ind.side == "cardholder" and ind.void_if:
+            listed = ", ".join(_sql_str(c) for c in ind.void_if)
+            cases.append(
+                f"WHEN f.code = {_sql_str(ind.code)} THEN (SELECT min(v.code) FROM _cb_fired v "
+                f"WHERE v.record_id = f.record_id AND v.code IN ({listed}))"
+            )
+    return "CASE " + " ".join(cases) + " END" if cases else "CAST(NULL AS VARCHAR)"
+
+
 def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
-    # Within a group only the strongest indicator counts; its effective weight is recorded so
-    # that prior + sum(effective weights) is the record's score, auditable line by line.
+    # A voided cardholder-side indicator is kept, with weight 0 and a note. Within a group only
+    # the strongest indicator counts; its effective weight is recorded so that
+    # prior + sum(effective weights) is the record's score, auditable line by line.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _cb_voided AS
+        SELECT f.*, {_void_sql(pol)} AS voided_by FROM _cb_fired f
+        """
+    )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _cb_contrib AS
-        SELECT *, CASE WHEN row_number() OVER (PARTITION BY record_id, grp ORDER BY abs(weight) DESC, code) = 1
-                       THEN weight ELSE 0.0 END AS effective
-        FROM _cb_fired
+        SELECT record_id, code, grp, side, weight,
+               CASE WHEN voided_by IS NOT NULL THEN 0.0
+                    WHEN row_number() OVER (PARTITION BY record_id, grp
+                                            ORDER BY (voided_by IS NULL) DESC, abs(weight) DESC, code) = 1
+                    THEN weight ELSE 0.0 END AS effective,
+               CASE WHEN voided_by IS NULL THEN sentence
+                    ELSE sentence || ' Not counted: this record also shows ' || voided_by || '.' END AS sentence
+        FROM _cb_voided
         """
     )
     con.execute(
@@ -144,7 +207,7 @@ def _persons(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _cb_person AS
-        WITH ch AS (SELECT DISTINCT record_id, code FROM _cb_fired WHERE side = 'cardholder'),
+        WITH ch AS (SELECT DISTINCT record_id, code FROM _cb_contrib WHERE side = 'cardholder' AND effective < 0),
              rec AS (SELECT s.person_id, s.record_id, s.fraud_suspected, count(ch.code) AS n_ch
                      FROM _cb_score s LEFT JOIN ch USING (record_id)
                      WHERE s.person_id IS NOT NULL GROUP BY ALL),
