@@ -147,3 +147,19 @@ def test_headerless_file_is_rejected_without_echoing_a_card(tmp_path):
     with pytest.raises(PackageRejected) as e:
         ingest(ws, pkg)
     assert row["card_number"] not in str(e.value)
+
+
+def test_a_file_changed_after_the_check_is_caught_and_nothing_written(tmp_path):
+    """A file still being copied into the package: it agreed with the manifest when checked, not when read."""
+    ws = open_ws(tmp_path / "ws")
+    pkg = write_package(tmp_path / "pkg", [lead(1), lead(2)], visits=VISITS)
+
+    def meddle(label, done, total):  # called as leads.csv is read, after the manifest check
+        if label == "leads.csv":
+            with (pkg / "leads.csv").open("a") as f:
+                f.write(csv_text([lead(3)]).split("\n", 1)[1])
+
+    with pytest.raises(PackageRejected, match="leads.csv: changed while it was being read"):
+        ingest(ws, pkg, progress=meddle)
+    for table in ("packages", "ingest_files", "leads", "visits", "quarantine"):
+        assert table_count(ws, table) == 0, table

@@ -21,7 +21,7 @@ from ore.errors import PackageRejected
 from ore.ingest import archive
 from ore.ingest.cards import Tokeniser, card_digits, mask, mask_text
 from ore.ingest.csvrows import SourceRow
-from ore.ingest.manifest import Manifest, manifest_for_export, read_manifest
+from ore.ingest.manifest import Manifest, manifest_for_export, read_manifest, sha256_file
 from ore.ingest.schema import LEADS, VISITS, FieldError, FileSpec, RowChecker
 from ore.ingest.sources import open_rows
 from ore.ingest.tables import create_schema, insert_rows, table_columns
@@ -284,6 +284,16 @@ def _ingest_export(
     return _store(ws, manifest, {"leads.csv": path}, mapping, mapping_text, progress)
 
 
+def _unchanged_since_checked(path: Path, label: str, meta: dict[str, Any], rows_read: int) -> None:
+    """The file as loaded is the file the manifest check passed: it may have changed in between
+    (a copy still being written into the package directory)."""
+    if rows_read != meta["rows"] or sha256_file(path) != meta["sha256"].lower():
+        raise PackageRejected(
+            f"{label}: changed while it was being read (it agreed with manifest.json when checked); "
+            "nothing was written: ingest it again once it is complete"
+        )
+
+
 def _store(
     ws: Workspace,
     manifest: Manifest,
@@ -336,6 +346,7 @@ def _store(
                 )
                 if not file_report.balanced:  # pragma: no cover - an invariant, checked so it never goes unseen
                     raise AssertionError(f"{label}: rows read != accepted + quarantined")
+                _unchanged_since_checked(path, label, manifest.files[spec.file], file_report.rows_read)
                 report.files.append(file_report)
                 con.execute(
                     "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?)",
