@@ -36,5 +36,5 @@ def write_quarantine_csv(rows: list[dict[str, Any]], path: Path) -> None:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for r in rows:
-            w.writerow([r["line"], r["record_id"] or "", r["reason"], r["file"], r["field"] or "",
-                        r["package_id"] or ""])
+            # record ids and reasons quote the sender's data: neutralise formulas for spreadsheets
+            w.writerow([safe_cell(r[c]) for c in COLUMNS])
