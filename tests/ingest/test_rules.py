@@ -6,6 +6,8 @@ of the package goes in; rows read = accepted + quarantined.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from leadpkg import LEADS_HEADER, card, csv_text, lead, open_ws, quarantine, query, write_package
@@ -83,6 +85,10 @@ def test_wrong_column_count_is_quarantined(tmp_path):
     reasons = {q["line"]: q["reason"] for q in quarantine(ws)}
     assert reasons == {3: f"row has 3 fields, the header has {len(LEADS_HEADER)}",
                        5: f"row has {len(LEADS_HEADER) + 1} fields, the header has {len(LEADS_HEADER)}"}
+    kept = {q["line"]: json.loads(q["row_masked"]) for q in quarantine(ws)}
+    assert kept[3] == {"record_id": "R000002", "transaction_id": "T2", "transaction_time": "2001-06-01"}
+    assert kept[5]["(fields beyond the header)"] == ["surplus"], "nothing of a quarantined row is lost"
+    assert kept[5]["card_number"] == card(4)[:6] + "******" + card(4)[-4:]
 
 
 def test_undecodable_bytes_quarantined_naming_the_field(tmp_path):

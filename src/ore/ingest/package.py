@@ -87,6 +87,8 @@ def masked_row(values: dict[str, str], raw: list[str]) -> str:
     """A quarantined row as JSON for people to read, with every card-like number masked."""
     shown: dict[str, Any] = {k: readable(v) for k, v in values.items()} if values else {
         "fields": [readable(v) for v in raw]}
+    if values and len(raw) > len(values):  # a row with more fields than the header: keep the surplus too
+        shown["(fields beyond the header)"] = [readable(v) for v in raw[len(values):]]
     if values.get("card_number"):
         digits = "".join(ch for ch in values["card_number"] if ch.isdigit())
         shown["card_number"] = readable(mask(digits) if len(digits) >= 12 else "*" * len(digits))
