@@ -138,8 +138,7 @@ def test_every_fraud_tactic_present(scenario: SynthSummary) -> None:
             assert len({r["email"] for r in rows}) == 1 and len({r["card_number"] for r in rows}) > 1
         if s == "merchant_fraud":
             assert not {r["username"] for r in rows} & visited
-            times = sorted(r["transaction_time"] for r in rows)
-            assert times[0][:10] == times[-1][:10]  # one burst
+            assert len({r["transaction_time"][:10] for r in rows}) <= 3 * 2  # a few bursts of hours
         if s == "identity_theft":
             cards = {re.sub(r"\D", "", r["card_number"]) for r in rows}
             assert len({r["email"] for r in rows}) == len(cards)  # a fresh email per card

@@ -14,7 +14,7 @@ from datetime import date
 
 from ore.synth.cards import typed
 from ore.synth.config import Settings
-from ore.synth.geography import Geography
+from ore.synth.geography import INWARD, Geography
 from ore.synth.noise import Typist, email_local
 from ore.synth.orders import DAY, MONTH, IPs, Row, Spans, iso_time, weighted
 from ore.synth.population import EPOCH, Population
@@ -36,6 +36,21 @@ class Context:
     abbrev: dict[str, str]
     merchant: str
     merchant_variants: list[str]
+    shared_proxies: list[str]  # an ISP's proxy addresses (AOL's, geolocated to the US)
+    district_cum: list[float]  # cumulative district weights, for addresses drawn one at a time
+
+    def random_address(self, rng: random.Random) -> tuple[int, str, str, str, str]:
+        """Some other address in the UK (a workplace, a friend's): number, street, type, town, postcode."""
+        d = rng.choices(range(len(self.district_cum)), cum_weights=self.district_cum)[0]
+        names = self.pop.names
+        inward = INWARD[rng.randrange(len(INWARD))]
+        return (
+            rng.randint(1, 220),
+            str(names.streets[rng.randrange(len(names.streets))]),
+            str(names.street_types[rng.randrange(len(names.street_types))]),
+            str(self.geo.towns[d]),
+            f"{self.geo.districts[d]} {inward}",
+        )
 
 
 def ts(iso: str) -> int:
@@ -59,6 +74,21 @@ def base_values(ctx: Context, rng: random.Random) -> dict[str, str]:
 
 def card_style(rng: random.Random, rate: float) -> int:
     return 0 if rng.random() >= rate else rng.choice((1, 1, 2))
+
+
+@dataclass
+class Buyer:
+    """One genuine buyer's fixed habits: how they type, which cards, mail and connection they use."""
+
+    p: int
+    formal_first: str
+    last: str
+    dob: str
+    typist: Typist
+    embossed: str  # the name on the card
+    card_style: int
+    phone: str
+    shared_proxy: bool  # connects through an ISP's shared proxies (AOL): many users, one IP, US geolocation
 
 
 def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) -> list[Row]:
@@ -85,10 +115,8 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
     if pop.card2[p] and rng.random() < rates["second_card_use"]:
         cards.append((str(pop.card2[p]), str(pop.expiry2[p])))
         card_switch = rng.randrange(0, months) if months > 1 else 0
-    style = card_style(rng, rates["card_format"])
     birth_year = int(pop.dob_iso(p)[:4])
     domains = ctx.settings["population"]["email_domains"]
-
     private = ctx.settings["fraud"]["email_domains"]
 
     def new_email() -> tuple[str, str]:
@@ -100,17 +128,27 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         return f"{local}@{domain}", user.replace(".", rng.choice((".", "_", ".")))
 
     email, user = new_email()
+    buyer = Buyer(
+        p=p,
+        formal_first=formal_first,
+        last=last,
+        dob=pop.dob_iso(p),
+        typist=typist,
+        embossed=f"{formal_first if rng.random() < 0.9 else formal_first[0]} {last}".upper(),
+        card_style=card_style(rng, rates["card_format"]),
+        phone=uk_phone(rng) if rng.random() < rates["phone_given"] else "",
+        shared_proxy=email.endswith("@aol.com") and rng.random() < rates["aol_proxy"],
+    )
     email_switch = rng.randrange(1, months) if months > 1 and rng.random() < rates["email_change"] else None
     ip = ctx.ips.new(rng, "GB")
     move_at = None
     if pop.moved[p] and months > 1 and rng.random() < rates["moved_during"]:
         move_at = rng.randrange(1, months)
+    # an order or two from another address (work, a partner's), never the latest
+    elsewhere = rng.randrange(0, months - 1) if months > 1 and rng.random() < rates["alt_address"] else None
     visit_rate = 0.0 if rng.random() < float(sub["never_visit"]) else rng.uniform(*sub["visits_per_month"])
     if adult_only:
         visit_rate *= 0.5
-    phone = uk_phone(rng) if rng.random() < rates["phone_given"] else ""
-    embossed = f"{formal_first if rng.random() < 0.9 else formal_first[0]} {last}".upper()
-    dob = pop.dob_iso(p)
     rows: list[Row] = []
     adult_also = not adult_only and rng.random() < float(sub["adult_also"])
     for m in range(months):
@@ -125,73 +163,51 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         if adult_also and rng.random() < 0.5:
             extra = rng.choice(products["adult"])
             orders.append((t + rng.randrange(600, 5 * DAY), extra, "adult"))
+        if m == elsewhere:
+            address = ctx.random_address(rng)
+        else:
+            address = pop.address(p, ctx.geo, recorded=move_at is not None and m < move_at)
         for when, prod, cat in orders:
+            order_ip = rng.choice(ctx.shared_proxies) if buyer.shared_proxy else ip
             rows.append(
-                _genuine_row(
-                    ctx,
-                    rng,
-                    typist,
-                    p,
-                    when,
-                    prod,
-                    cat,
-                    card,
-                    expiry,
-                    style,
-                    email,
-                    user,
-                    ip,
-                    recorded=move_at is not None and m < move_at,
-                    embossed=embossed,
-                    dob=dob,
-                    formal_first=formal_first,
-                    last=last,
-                    phone=phone,
-                )
+                _genuine_row(ctx, rng, buyer, when, prod, cat, card, expiry, email, user, order_ip, address)
             )
-            ctx.spans.add(user, when, when + MONTH, ip, prod["code"], visit_rate)
+            if buyer.shared_proxy:  # each visit may leave from another proxy of the pool
+                for proxy in rng.sample(ctx.shared_proxies, 3):
+                    ctx.spans.add(user, when, when + MONTH, proxy, prod["code"], visit_rate / 3)
+            else:
+                ctx.spans.add(user, when, when + MONTH, ip, prod["code"], visit_rate)
     return rows
 
 
 def _genuine_row(
     ctx: Context,
     rng: random.Random,
-    typist: Typist,
-    p: int,
+    b: Buyer,
     t: int,
     product: dict,
     category: str,
     card: str,
     expiry: str,
-    style: int,
     email: str,
     user: str,
     ip: str,
-    *,
-    recorded: bool,
-    embossed: str,
-    dob: str,
-    formal_first: str,
-    last: str,
-    phone: str,
+    address: tuple[int, str, str, str, str],
 ) -> Row:
     rates = ctx.settings.rates
     sub = ctx.settings["subscribers"]
-    number, street, stype, town, pc = ctx.pop.address(p, ctx.geo, recorded=recorded)
-    first, lastn = typist.first(formal_first), typist.last(last)
+    number, street, stype, town, pc = address
+    typist = b.typist
+    first, lastn = typist.first(b.formal_first), typist.last(b.last)
+    if rng.random() < rates["name_swap"]:
+        first, lastn = lastn, first
     r = rng.random()
-    status = (
-        "chargeback"
-        if r < float(sub["genuine_chargeback"])
-        else "refunded"
-        if r < 0.003 + float(sub["genuine_chargeback"])
-        else "approved"
-    )
-    ip_country = "GB"
-    row_ip = ip
+    chargeback = float(sub["genuine_chargeback"])
+    status = "chargeback" if r < chargeback else "refunded" if r < 0.003 + chargeback else "approved"
+    ip_country = "US" if b.shared_proxy else "GB"
     if rng.random() < rates["genuine_abroad"]:
         ip_country = rng.choice(ABROAD)
-        row_ip = ctx.ips.new(rng, ip_country)
+        ip = ctx.ips.new(rng, ip_country)
     if rng.random() < rates["ip_country_missing"]:
         ip_country = ""
     cat_written = "unknown" if rng.random() < rates["unknown_category"] else category
@@ -199,27 +215,27 @@ def _genuine_row(
     if email and rng.random() < rates["case_variation"] * 0.2:
         email = email.upper()
     values.update(
-        phone=phone if rng.random() < 0.9 else "",
+        phone=b.phone if rng.random() < 0.9 else "",
         transaction_time=iso_time(t) + zulu(rng, rates),
         product=product["code"],
         product_category=cat_written,
         amount=str(product["price"]),
         status=status,
-        card_number=typed(card, style if rng.random() < 0.8 else 0),
+        card_number=typed(card, b.card_style if rng.random() < 0.8 else 0),
         card_expiry=expiry,
-        cardholder_name=(f"{first} {lastn}".upper() if rng.random() < 0.7 else embossed),
+        cardholder_name=(f"{first} {lastn}".upper() if rng.random() < 0.7 else b.embossed),
         first_name=_case(rng, first, rates["case_variation"]),
         last_name=_case(rng, lastn, rates["case_variation"]),
-        date_of_birth=typist.dob(dob),
+        date_of_birth=typist.dob(b.dob),
         email=email,
         username=user,
         address_line1=typist.address_line(number, street, stype, ctx.abbrev),
-        town=typist.town(town),
+        town="" if rng.random() < rates["town_missing"] else typist.town(town),
         postcode=typist.postcode(pc),
-        ip_address=row_ip,
+        ip_address=ip,
         ip_country=ip_country,
     )
-    return Row(values, t, "genuine", pid(p), "", category)
+    return Row(values, t, "genuine", pid(b.p), "", category)
 
 
 def uk_phone(rng: random.Random) -> str:

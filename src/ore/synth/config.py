@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 DIFFICULTIES = ("easy", "standard", "hard")
+UNBOUNDED = {"hard_fraud", "merchant_bursts"}  # knobs that are weights or counts, not probabilities
 
 
 @functools.cache
@@ -55,7 +56,7 @@ def resolve(difficulty: str = "standard", **knobs: float) -> Settings:
         raise ValueError(f"unknown synth knob(s): {', '.join(unknown)}; known: {', '.join(sorted(rates))}")
     for k, v in knobs.items():
         value = float(v)
-        if value < 0 or (k != "hard_fraud" and value > 1):
+        if value < 0 or (k not in UNBOUNDED and value > 1):
             raise ValueError(f"knob {k}={v} is out of range")
         rates[k] = value
     return Settings(world=world, rates=rates, difficulty=difficulty)

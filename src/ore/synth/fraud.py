@@ -120,6 +120,10 @@ def commit_fraud(
             actor.emails.append(f"{handle}@{rng.choice(domains)}")
             site = rng.choice(settings["products"]["merchant_fraud_sites"])
             burst_hours = rng.randint(2, 4)
+            bursts = [
+                w0 + k * rng.randint(2, 12) * DAY
+                for k in range(rng.randint(1, max(1, int(settings.rates["merchant_bursts"]))))
+            ]
         elif style in ("carder",):
             actor.emails.append(f"{handle}@{rng.choice(domains)}")
         elif style == "fake_name":
@@ -176,14 +180,16 @@ def commit_fraud(
                 holder = typo(rng, holder)
             dob = pop.dob_iso(v) if style == "identity_theft" and rng.random() < 0.5 else ""
             cstyle = card_style(rng, settings.rates["card_format"])
-            product = (
-                {"code": site, "price": rng.choice(settings["products"]["abuse"])["price"]}
-                if style == "merchant_fraud"
-                else rng.choice(settings["products"]["abuse"])
-            )
+            category = "abuse"
+            if style == "merchant_fraud":
+                product = {"code": site, "price": rng.choice(settings["products"]["abuse"])["price"]}
+            elif rng.random() < settings.rates["fraud_adult"]:  # an age-verification pass to resell
+                product, category = rng.choice(settings["products"]["adult"]), "adult"
+            else:
+                product = rng.choice(settings["products"]["abuse"])
             # --- attempts: probes, an approval, rebills until stopped
             if style == "merchant_fraud":
-                t = w0 + rng.randrange(0, burst_hours * 3600)
+                t = rng.choice(bursts) + rng.randrange(0, burst_hours * 3600)
             else:
                 t = w0 + rng.randrange(0, window)
             lo, hi = fraud["probe_declines"]
@@ -215,7 +221,7 @@ def commit_fraud(
                 values.update(
                     transaction_time=iso_time(when) + zulu(rng, settings.rates),
                     product=product["code"],
-                    product_category="abuse",
+                    product_category=category,
                     amount=str(product["price"]),
                     status=status,
                     card_number=typed(card, cstyle),
@@ -232,7 +238,7 @@ def commit_fraud(
                     ip_address=ip,
                     ip_country=ipc,
                 )
-                rows.append(Row(values, when, "stolen", pid(v), aid, "abuse"))
+                rows.append(Row(values, when, "stolen", pid(v), aid, category))
                 records += 1
                 if style != "merchant_fraud" and status != "declined":
                     ctx.spans.add(

@@ -101,17 +101,20 @@ def generate(
 
     timeline = settings["timeline"]
     pkg = settings["package"]
+    ips = IPs(load_data("geography")["ip_blocks"])
     ctx = Context(
         pop=pop,
         geo=geo,
         settings=settings,
-        ips=IPs(load_data("geography")["ip_blocks"]),
+        ips=ips,
         spans=Spans(),
         start=ts(timeline["start"]),
         end=ts(timeline["end"]),
         abbrev=settings["population"]["street_abbrev"],
         merchant=pkg["merchant"],
         merchant_variants=list(pkg["merchant_variants"]),
+        shared_proxies=[ips.new(prng[6], "AOL") for _ in range(24)],
+        district_cum=np.cumsum(geo.weights).tolist(),
     )
     rows: list[Row] = []
     buyers = [(int(p), False) for p in cast.subscribers] + [(int(p), True) for p in cast.adult_only]

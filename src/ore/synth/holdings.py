@@ -42,8 +42,19 @@ class Holdings:
     child_job: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per person: child-facing job
 
 
-def recorded_identity(pop: Population, geo: Geography, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Formal names, date of birth and the recorded (possibly old) address of people idx."""
+def recorded_identity(
+    pop: Population,
+    geo: Geography,
+    idx: np.ndarray,
+    rng: np.random.Generator | None = None,
+    dob_error: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Formal names, date of birth (now and then mistyped), recorded (maybe old) address of people idx."""
+    dob = pop.dob[idx]
+    if rng is not None and dob_error > 0:
+        wrong = rng.random(len(idx)) < dob_error
+        shift = np.asarray([-365, 365, -1, 1, -10, 10, 30, -30])[rng.integers(0, 8, len(idx))]
+        dob = np.where(wrong, dob + shift, dob)
     moved = pop.moved[idx]
     h = pop.hh[idx]
     dist = np.where(moved, pop.old_district[idx], pop.hh_district[h])
@@ -54,7 +65,7 @@ def recorded_identity(pop: Population, geo: Geography, idx: np.ndarray) -> dict[
     return {
         "first_name": pop.names.first[pop.first[idx]],
         "last_name": pop.names.surnames[pop.last[idx]],
-        "date_of_birth": iso_dates(pop.dob[idx]),
+        "date_of_birth": iso_dates(dob),
         "address_line1": join(
             number.astype(str), " ", pop.names.streets[street], " ", pop.names.street_types[stype]
         ),
@@ -75,12 +86,13 @@ def build_holdings(
 ) -> Holdings:
     hold = settings["holdings"]
     as_of = days(settings["timeline"]["holdings_as_of"])
+    dob_error = settings.rates["holdings_dob_error"]
     tables: dict[str, dict[str, np.ndarray]] = {}
     out = Holdings(tables)
 
     # --- register
     reg = rng.permutation(np.flatnonzero(cast.on_register))
-    ident = recorded_identity(pop, geo, reg)
+    ident = recorded_identity(pop, geo, reg, rng, dob_error)
     n = len(reg)
     offence = choice_from(rng, hold["offence_type"], n)
     registered = _uniform_days(rng, np.maximum(days("1997-09-01"), pop.dob[reg] + 18 * 365), as_of - 30, n)
@@ -120,7 +132,7 @@ def build_holdings(
     when = np.maximum(when, adult_from)
     order = rng.permutation(len(people))
     people, cats, when = people[order], cats[order], when[order]
-    ident = recorded_identity(pop, geo, people)
+    ident = recorded_identity(pop, geo, people, rng, dob_error)
     tables["convictions.csv"] = {
         "conviction_ref": np.asarray([f"CRO{i:07d}" for i in range(1, len(people) + 1)]),
         **{k: ident[k] for k in ("first_name", "last_name", "date_of_birth", "postcode")},
@@ -153,7 +165,7 @@ def build_holdings(
     r_sector = np.asarray([r[0] for r in roles])[role_idx]
     r_occ = np.asarray([r[1] for r in roles])[role_idx]
     r_wwc = np.asarray([r[2] for r in roles])[role_idx]
-    ident = recorded_identity(pop, geo, people)
+    ident = recorded_identity(pop, geo, people, rng, dob_error)
     suffixes = hold["employer_suffix"]
     suffix = np.empty(len(people), dtype=object)
     for s in sectors:
@@ -186,7 +198,7 @@ def build_holdings(
 
     # --- open cases, opened by the force of the address it was opened at
     oc = rng.permutation(np.flatnonzero(cast.open_case))
-    ident = recorded_identity(pop, geo, oc)
+    ident = recorded_identity(pop, geo, oc, rng, dob_error)
     nums = rng.integers(1000, 10000, len(oc))
     yy = rng.integers(0, 100, len(oc))
     refs = np.asarray(

@@ -101,7 +101,12 @@ class Typist:
     def last(self, formal: str) -> str:
         if self.chance("initial") and self.rng.random() < 0.3:
             return formal[0]
-        return typo(self.rng, formal) if self.chance("typo") else formal
+        name = formal
+        if ("'" in name or "-" in name) and self.rng.random() < 0.4:  # O'Brien -> OBrien, O Brien
+            name = name.replace("'", self.rng.choice(("", " "))).replace("-", self.rng.choice((" ", "")))
+        elif name.startswith("Mc") and self.rng.random() < 0.3:
+            name = self.rng.choice(("Mc" + name[2:].lower(), "Mac" + name[2:]))
+        return typo(self.rng, name) if self.chance("typo") else name
 
     def address_line(self, number: int, street: str, street_type: str, abbrev: dict[str, str]) -> str:
         stype = (
