@@ -267,7 +267,7 @@ class ModelSpec:
             probability_two_random_records_match=self.probability_two_random_records_match,
             retain_matching_columns=True,
             retain_intermediate_calculation_columns=bool(self.extra.get("veto")),
-            max_iterations=50,
+            max_iterations=int(self.extra.get("max_iterations", 25)),
             em_convergence=1e-4,
         )
 
@@ -292,16 +292,16 @@ class TrainedModel:
         """Score the blocked pairs (a SplinkDataFrame: ``unique_id_l``, ``unique_id_r``,
         ``match_probability``, ``match_weight``, ``gamma_*`` and the compared columns).
 
-        Pairs a ``veto`` of the spec forbids are scored 0: a veto lists comparisons that,
-        when every one of them disagrees outright (both values present, at the else level),
-        show two different people whatever else agrees (e.g. a different first name *and* a
-        different date of birth: a relative at the same address).
+        Pairs a ``veto`` of the spec forbids are scored 0. A veto is a condition on the
+        comparison levels (``gamma_<comparison>``: -1 missing, 0 disagrees outright, higher
+        agrees more) that shows two different people whatever else agrees, e.g. a different
+        first name and no date of birth in agreement: a relative at the same address.
         """
         df = self.linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         vetoes = self.spec.extra.get("veto") or []
         if not vetoes:
             return df
-        cond = " OR ".join("(" + " AND ".join(f"gamma_{c} = 0" for c in v) + ")" for v in vetoes)
+        cond = " OR ".join(f"({v})" for v in vetoes)
         name = f"__ore_{self.spec.name}_predict_vetoed"
         self.con.execute(f"""
             CREATE OR REPLACE TABLE {name} AS
