@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,9 +37,12 @@ class SourceRow:
     raw: list[str] = field(default_factory=list)
 
 
+# surrogateescape maps each undecodable byte to a lone surrogate U+DC80..U+DCFF
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _has_undecodable(text: str) -> bool:
-    # surrogateescape maps each undecodable byte to a lone surrogate U+DC80..U+DCFF
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _UNDECODABLE.search(text) is not None
 
 
 def clean_header(header: list[str], source: str) -> list[str]:
@@ -157,15 +161,15 @@ def _rows(lines: _Lines, names: list[str], source: str, max_field_chars: int) ->
         if len(fields) != width:
             problems.append(f"row has {len(fields)} fields, the header has {width}")
         values = dict(zip(names, fields, strict=False))
+        # the field-by-field search for undecodable bytes runs only for the rare row that has some
+        undecodable = any(_has_undecodable(text) for text in lines.record)
         for name, value in values.items():
             if len(value) > max_field_chars:
                 problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
-            elif _has_undecodable(value):
+            elif undecodable and _has_undecodable(value):
                 problems.append(f"field {name} has bytes that are not UTF-8")
-        if len(fields) > width:
-            extra = fields[width:]
-            if any(_has_undecodable(v) for v in extra):
-                problems.append("extra fields have bytes that are not UTF-8")
+        if undecodable and len(fields) > width and any(_has_undecodable(v) for v in fields[width:]):
+            problems.append("extra fields have bytes that are not UTF-8")
         yield SourceRow(start, values, problems, fields)
 
 
