@@ -37,6 +37,7 @@ class Context:
     merchant: str
     merchant_variants: list[str]
     shared_proxies: list[str]  # an ISP's proxy addresses (AOL's, geolocated to the US)
+    alerts: list[tuple[str, str, str]]  # issuers' reports made by buyers themselves (a lost card replaced)
     district_cum: list[float]  # cumulative district weights, for addresses drawn one at a time
 
     def random_address(self, rng: random.Random) -> tuple[int, str, str, str, str]:
@@ -110,11 +111,14 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         rng.randrange(1, months) if months > 1 and rng.random() < float(sub["second_site"]) else None
     )
     site2 = rng.choice(catalogue)
-    cards = [(str(pop.card1[p]), str(pop.expiry1[p]))]
+    cards = [pop.card(p, 1)]
     card_switch = None
     if pop.card2[p] and rng.random() < rates["second_card_use"]:
-        cards.append((str(pop.card2[p]), str(pop.expiry2[p])))
+        cards.append(pop.card(p, 2))
         card_switch = rng.randrange(0, months) if months > 1 else 0
+    # a fresh start: a replacement card, a new mailbox and account, another ISP, all in the same month
+    fresh = rng.randrange(1, months) if months > 2 and rng.random() < rates["fresh_start"] else None
+    fresh_card = pop.card(p, 3) if pop.card3[p] else cards[-1]
     birth_year = int(pop.dob_iso(p)[:4])
     domains = ctx.settings["population"]["email_domains"]
     private = ctx.settings["fraud"]["email_domains"]
@@ -155,10 +159,16 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         t = t0 + m * MONTH + rng.randrange(-3600, 3600)
         if m and rng.random() < rates["ip_change"]:
             ip = ctx.ips.new(rng, "GB", near=ip)
-        if email_switch is not None and m == email_switch:
+        if (email_switch is not None and m == email_switch) or (fresh is not None and m == fresh):
             email, user = new_email()
+        if fresh is not None and m == fresh:
+            ip = ctx.ips.new(rng, "GB")
+            if pop.card3[p]:  # the old card was reported lost before the new one arrived
+                ctx.alerts.append((cards[0][0], iso_time(t - rng.randint(7, 25) * DAY)[:10], "lost"))
         product = site if switch_site is None or m < switch_site else site2
         card, expiry = cards[-1] if card_switch is not None and m >= card_switch else cards[0]
+        if fresh is not None and m >= fresh:
+            card, expiry = fresh_card
         orders = [(t, product, kind)]
         if adult_also and rng.random() < 0.5:
             extra = rng.choice(products["adult"])

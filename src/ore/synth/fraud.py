@@ -139,11 +139,7 @@ def commit_fraud(
             vi += 1
             used.append(v)
             pop = ctx.pop
-            card, expiry = (
-                (str(pop.card2[v]), str(pop.expiry2[v]))
-                if pop.card2[v] and rng.random() < 0.4
-                else (str(pop.card1[v]), str(pop.expiry1[v]))
-            )
+            card, expiry = pop.card(v, 2) if pop.card2[v] and rng.random() < 0.4 else pop.card(v, 1)
             first_f, last_f = pop.first_name(v), pop.last_name(v)
             number, street, stype, town, pc = pop.address(v, ctx.geo)
             # --- identity used for this card

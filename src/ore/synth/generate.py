@@ -115,6 +115,7 @@ def generate(
         merchant_variants=list(pkg["merchant_variants"]),
         shared_proxies=[ips.new(prng[6], "AOL") for _ in range(24)],
         district_cum=np.cumsum(geo.weights).tolist(),
+        alerts=[],
     )
     rows: list[Row] = []
     buyers = [(int(p), False) for p in cast.subscribers] + [(int(p), True) for p in cast.adult_only]
@@ -149,7 +150,7 @@ def generate(
     for name, cols in hold.tables.items():
         counts[f"reference/{name}"] = write_columns(reference / name, cols)
     counts["reference/card_alerts.csv"] = write_columns(
-        reference / "card_alerts.csv", _card_alerts(nrng[7], pop, cast, fraud.alerts, settings)
+        reference / "card_alerts.csv", _card_alerts(nrng[7], pop, cast, ctx.alerts + fraud.alerts, settings)
     )
     counts["reference/postcode_forces.csv"] = write_rows(
         reference / "postcode_forces.csv", ["prefix", "force_code", "force_name"], geo.table

@@ -80,9 +80,15 @@ class Population:
     old_street: np.ndarray
     old_type: np.ndarray
     card1: np.ndarray
-    card2: np.ndarray  # "" where the person has one card
-    expiry1: np.ndarray  # "MM/YY"
-    expiry2: np.ndarray
+    card2: np.ndarray  # a second card, "" where the person has one
+    card3: np.ndarray  # the replacement of card1 after a loss, "" where none was issued
+    expiry: np.ndarray  # (3, people) MMYY of card1..card3
+
+    def card(self, p: int, k: int = 1) -> tuple[str, str]:
+        """Card k (1..3) of person p and its expiry "MM/YY"; ("", "") where the person has none."""
+        number = str((self.card1, self.card2, self.card3)[k - 1][p])
+        mmyy = int(self.expiry[k - 1, p])
+        return (number, f"{mmyy // 100:02d}/{mmyy % 100:02d}") if number else ("", "")
 
     @property
     def size(self) -> int:
@@ -186,15 +192,15 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
     old_type = rng.choice(len(st_w), people, p=st_w / st_w.sum())
 
     has_two = rng.random(people) < float(pop["second_card"])
-    cards = new_card_numbers(rng, people + int(has_two.sum()), [str(b) for b in pop["bins"]])
+    reissued = rng.random(people) < float(pop["reissued_card"])
+    n2, n3 = int(has_two.sum()), int(reissued.sum())
+    cards = new_card_numbers(rng, people + n2 + n3, [str(b) for b in pop["bins"]])
     card1 = cards[:people]
     card2 = np.full(people, "", dtype="U16")
-    card2[has_two] = cards[people:]
-    months = rng.integers(1, 13, (2, people))
-    years = rng.integers(2, 7, (2, people))
-    exp = np.char.add(
-        np.char.add(np.char.zfill(months.astype(str), 2), "/"), np.char.zfill(years.astype(str), 2)
-    )
+    card2[has_two] = cards[people : people + n2]
+    card3 = np.full(people, "", dtype="U16")
+    card3[reissued] = cards[people + n2 :]
+    expiry = (rng.integers(1, 13, (3, people)) * 100 + rng.integers(2, 7, (3, people))).astype(np.int16)
     return Population(
         names=names,
         hh_district=hh_district,
@@ -216,6 +222,6 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
         old_type=old_type,
         card1=card1,
         card2=card2,
-        expiry1=exp[0],
-        expiry2=exp[1],
+        card3=card3,
+        expiry=expiry,
     )
