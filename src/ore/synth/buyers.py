@@ -38,6 +38,14 @@ class Context:
     merchant_variants: list[str]
     shared_proxies: list[str]  # an ISP's proxy addresses (AOL's, geolocated to the US)
     alerts: list[tuple[str, str, str]]  # issuers' reports made by buyers themselves (a lost card replaced)
+    home_ips: dict[int, str]  # household -> its internet connection, shared by everyone at home
+
+    def home_ip(self, rng: random.Random, p: int) -> str:
+        h = int(self.pop.hh[p])
+        if h not in self.home_ips:
+            self.home_ips[h] = self.ips.new(rng, "GB")
+        return self.home_ips[h]
+
     district_cum: list[float]  # cumulative district weights, for addresses drawn one at a time
 
     def random_address(self, rng: random.Random) -> tuple[int, str, str, str, str]:
@@ -144,7 +152,7 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         shared_proxy=email.endswith("@aol.com") and rng.random() < rates["aol_proxy"],
     )
     email_switch = rng.randrange(1, months) if months > 1 and rng.random() < rates["email_change"] else None
-    ip = ctx.ips.new(rng, "GB")
+    ip = ctx.home_ip(rng, p)
     move_at = None
     if pop.moved[p] and months > 1 and rng.random() < rates["moved_during"]:
         move_at = rng.randrange(1, months)

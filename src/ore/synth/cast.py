@@ -35,7 +35,15 @@ def cast_people(rng: np.random.Generator, pop: Population, settings: Settings, s
     sub_cfg = settings["subscribers"]
     hold = settings["holdings"]
     n_adult = round(subscribers * float(sub_cfg["adult_only_per_subscriber"]))
-    chosen = rng.choice(n, subscribers + n_adult, replace=False)
+    # pairs: two adults of one household who both subscribe (same surname, address and connection)
+    n_pairs = min(subscribers // 2, round(subscribers * settings.rates["household_pair"] / 2))
+    firsts = np.flatnonzero(np.diff(pop.hh, prepend=-1) != 0)  # first adult of each household
+    multi = firsts[(firsts + 1 < n) & (pop.hh[np.minimum(firsts + 1, n - 1)] == pop.hh[firsts])]
+    heads = rng.choice(multi, min(n_pairs, len(multi)), replace=False)
+    paired = np.concatenate([heads, heads + 1])
+    rest = np.setdiff1d(np.arange(n), paired)
+    others = rng.choice(rest, subscribers - len(paired) + n_adult, replace=False)
+    chosen = np.concatenate([paired, others])
     subs, adult = np.sort(chosen[:subscribers]), np.sort(chosen[subscribers:])
     buyer = np.zeros(n, bool)
     buyer[chosen] = True

@@ -116,6 +116,7 @@ def generate(
         shared_proxies=[ips.new(prng[6], "AOL") for _ in range(24)],
         district_cum=np.cumsum(geo.weights).tolist(),
         alerts=[],
+        home_ips={},
     )
     rows: list[Row] = []
     buyers = [(int(p), False) for p in cast.subscribers] + [(int(p), True) for p in cast.adult_only]
