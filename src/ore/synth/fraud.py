@@ -70,6 +70,7 @@ def commit_fraud(
     nrng: np.random.Generator,
     victims_pool: np.ndarray,
     subscribers: np.ndarray,
+    registered: np.ndarray,
     target_records: int,
 ) -> FraudResult:
     settings = ctx.settings
@@ -77,14 +78,22 @@ def commit_fraud(
     names = load_data("names")
     alias_first, alias_last = words(names["alias_first"]), words(names["alias_last"])
     plan = plan_actors(rng, settings, target_records)
-    # victims: cards of people who are not buyers (a few subscribers in hard worlds)
+    # victims: cards of people who are not buyers; in hard worlds now and then a subscriber's card,
+    # or the card of someone on the register (a victim all the same)
     needed = sum(b for _, b in plan)
-    victims = list(nrng.choice(victims_pool, min(len(victims_pool), needed), replace=False).tolist())
-    n_sv = round(len(subscribers) * settings.rates["subscriber_victim"])
-    if n_sv:
-        extra = nrng.choice(subscribers, min(n_sv, len(subscribers)), replace=False).tolist()
-        for i, v in enumerate(extra):  # interleave so they spread over actors
-            victims.insert((i * 7919) % (len(victims) + 1), v)
+    pool = nrng.choice(victims_pool, min(len(victims_pool), needed), replace=False).tolist()
+    subs = nrng.permutation(subscribers).tolist()
+    regs = nrng.permutation(registered).tolist()
+    p_sub, p_reg = settings.rates["subscriber_victim"], settings.rates["victim_on_register"]
+    victims: list[int] = []
+    for v in pool:
+        r = rng.random()
+        if r < p_sub and subs:
+            victims.append(subs.pop())
+        elif r < p_sub + p_reg and regs:
+            victims.append(regs.pop())
+        else:
+            victims.append(v)
     vi = 0
     rows: list[Row] = []
     actors: list[Actor] = []

@@ -129,7 +129,15 @@ def generate(
     n_abuse = sum(1 for r in rows if r.category == "abuse")
     share = float(settings["fraud"]["stolen_record_share"])
     target = max(1, round(n_abuse * share / (1 - share)))
-    fraud = commit_fraud(ctx, prng[4], nrng[4], np.flatnonzero(~cast.buyer), cast.subscribers, target)
+    fraud = commit_fraud(
+        ctx,
+        prng[4],
+        nrng[4],
+        np.flatnonzero(~cast.buyer),
+        cast.subscribers,
+        np.flatnonzero(cast.on_register & ~cast.buyer),
+        target,
+    )
     rows += fraud.rows
 
     mal_cfg = settings["malformed"]
