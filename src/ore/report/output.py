@@ -72,7 +72,7 @@ def persons_rows(con: duckdb.DuckDBPyConnection, package_id: str, min_probabilit
             FROM holding_links h JOIN ref_households x ON concat_ws('|', x.address_line1, x.postcode) = h.ref
             WHERE h.package_id = $1 AND h.holding = 'households' AND h.match_probability >= $2
             GROUP BY h.person_id),
-        pivot AS (
+        by_holding AS (
             SELECT person_id,
                    max(refs) FILTER (WHERE holding = 'register') AS register_ref,
                    max(refs) FILTER (WHERE holding = 'convictions') AS conviction_refs,
@@ -86,7 +86,7 @@ def persons_rows(con: duckdb.DuckDBPyConnection, package_id: str, min_probabilit
         LEFT JOIN person_evidence e ON e.package_id = p.package_id AND e.person_id = p.person_id
         LEFT JOIN person_priority a ON a.package_id = p.package_id AND a.person_id = p.person_id
         LEFT JOIN person_force f ON f.package_id = p.package_id AND f.person_id = p.person_id
-        LEFT JOIN pivot v ON v.person_id = p.person_id
+        LEFT JOIN by_holding v ON v.person_id = p.person_id
         LEFT JOIN kids k ON k.person_id = p.person_id
         WHERE p.package_id = $1
         UNION ALL
