@@ -145,5 +145,8 @@ def test_rerun_is_deterministic_and_replaces_rows(resolved, sample_ws):
     assert key(links) == key(resolved["links"])
 
 
-def test_fast_enough(resolved):
-    assert resolved["summary"].seconds < 15, resolved["summary"]
+def test_blocking_scores_a_sliver_of_all_pairs(resolved):
+    """Blocking, not a cartesian product: what lets the same code run on 400,000 records."""
+    s = resolved["summary"]
+    assert s.pairs_scored < 0.005 * s.records * (s.records - 1) / 2, s
+    assert s.seconds < 60, s  # a few seconds on an idle machine; loose for a busy shared one

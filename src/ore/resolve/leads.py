@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ore.resolve.model import ModelSpec, TrainedModel, train
 from ore.resolve.standard import standardise
@@ -67,6 +68,7 @@ def dedupe_leads(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None)
         pairs = scon.execute(f"SELECT count(*) FROM {pred.physical_name}").fetchall()[0][0]
         clusters = model.cluster(pred)
         scon.execute(f"CREATE OR REPLACE TABLE _lead_cluster AS SELECT unique_id, cluster_id FROM {clusters.physical_name}")
+        _split_conflicts(scon, pred.physical_name, spec.threshold)
     else:
         scon.execute("CREATE OR REPLACE TABLE _lead_cluster AS SELECT unique_id, unique_id AS cluster_id FROM lead_std")
     # person ids: numbered in order of each cluster's first record id (deterministic)
@@ -81,6 +83,53 @@ def dedupe_leads(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None)
     _best_values(scon)
     persons = scon.execute("SELECT count(*) FROM person_best").fetchall()[0][0]
     return LeadResolution(model, n, persons, pairs)
+
+
+def _split_conflicts(scon: duckdb.DuckDBPyConnection, predictions: str, threshold: float) -> None:
+    """Undo chains between namesakes: a person whose records hold two dates of birth that
+    disagree outright (not a typo, not day and month swapped) is two people joined through
+    records that lack one (say a parent and child of one name at one address). Such a
+    cluster is rebuilt from its strong links only: same card, same email, or an agreeing
+    date of birth; records held only by weaker links (name and address) stay with
+    whichever part they were strongly tied to, or alone."""
+    bad = [r[0] for r in scon.execute("""
+        WITH d AS (SELECT DISTINCT c.cluster_id, s.dob FROM _lead_cluster c JOIN lead_std s USING (unique_id)
+                   WHERE s.dob IS NOT NULL)
+        SELECT DISTINCT a.cluster_id FROM d a JOIN d b ON a.cluster_id = b.cluster_id AND a.dob < b.dob
+        WHERE damerau_levenshtein(a.dob, b.dob) > 2
+          AND NOT (left(a.dob, 4) = left(b.dob, 4) AND substr(a.dob, 5, 2) = substr(b.dob, 7, 2)
+                   AND substr(a.dob, 7, 2) = substr(b.dob, 5, 2))
+        ORDER BY 1""").fetchall()]
+    if not bad:
+        return
+    scon.execute("CREATE OR REPLACE TEMP TABLE _bad_cluster AS SELECT unnest($1::VARCHAR[]) AS cluster_id", [bad])
+    members = scon.execute("""SELECT c.cluster_id, c.unique_id FROM _lead_cluster c JOIN _bad_cluster USING (cluster_id)
+                              ORDER BY 1, 2""").fetchall()
+    edges = scon.execute(f"""
+        SELECT p.unique_id_l, p.unique_id_r FROM {predictions} p
+        JOIN _lead_cluster c ON c.unique_id = p.unique_id_l JOIN _bad_cluster USING (cluster_id)
+        WHERE p.match_probability >= {threshold}
+          AND (p.gamma_card > 0 OR p.gamma_account > 0 OR p.gamma_dob >= 2)
+        ORDER BY 1, 2""").fetchall()
+    parent = {u: u for _, u in members}
+
+    def find(u: str) -> str:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    for a, b in edges:
+        if a in parent and b in parent:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    new = pa.table({"unique_id": [u for _, u in members], "cluster_id": [f"{c}/{find(u)}" for c, u in members]})
+    scon.register("_ore_split", new)
+    scon.execute("""UPDATE _lead_cluster SET cluster_id = s.cluster_id FROM _ore_split s
+                    WHERE _lead_cluster.unique_id = s.unique_id""")
+    scon.unregister("_ore_split")
+    scon.execute("DROP TABLE _bad_cluster")
 
 
 def _mode(value: str, where: str = "TRUE", order_extra: str = "") -> str:

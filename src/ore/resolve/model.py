@@ -200,16 +200,19 @@ def _exact(opt: dict[str, Any]) -> cl.CustomComparison:
 
 
 def _account(opt: dict[str, Any]) -> cl.CustomComparison:
-    email, user = opt.get("email", "email"), opt.get("username", "username")
+    """Email, and optionally the account name, as one piece of evidence (a login is one
+    choice of its owner, however many fields it fills). Account names are off by default:
+    sites truncate them ("robertwallac"), so namesakes share them."""
+    email, user = opt.get("email", "email"), opt.get("username")
+    levels: list[Any] = [cll.NullLevel(email) if not user else cll.And(cll.NullLevel(email), cll.NullLevel(user)),
+                         cll.ExactMatchLevel(email)]
+    if user:
+        levels.append(cll.ExactMatchLevel(user))
+    levels.append(cll.ElseLevel())
     return cl.CustomComparison(
         output_column_name="account",
-        comparison_description="email or account name: exact",
-        comparison_levels=[
-            cll.And(cll.NullLevel(email), cll.NullLevel(user)),
-            cll.ExactMatchLevel(email),
-            cll.ExactMatchLevel(user),
-            cll.ElseLevel(),
-        ],
+        comparison_description="email (or account name): exact",
+        comparison_levels=levels,
     )
 
 
