@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -56,6 +59,17 @@ def files(root: Path) -> dict[str, bytes]:
 def test_same_seed_same_bytes(tmp_path: Path, standard: SynthSummary) -> None:
     again = generate(tmp_path / "again", seed=7, **SMALL)
     assert files(again.outdir) == files(standard.outdir)
+
+
+def test_same_bytes_in_another_process(tmp_path: Path, standard: SynthSummary) -> None:
+    """No dependence on string hashing or other per-process state."""
+    code = (
+        "import sys; from ore.synth import generate; "
+        f"generate(sys.argv[1], seed=7, people={SMALL['people']}, subscribers={SMALL['subscribers']})"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "p")], check=True, env=env)
+    assert files(tmp_path / "p") == files(standard.outdir)
 
 
 def test_different_seed_differs(tmp_path: Path, standard: SynthSummary) -> None:
@@ -218,7 +232,9 @@ def test_difficulty_and_knobs(tmp_path: Path, standard: SynthSummary, hard: Synt
         return sum(1 for r in rows if not r["date_of_birth"]) / len(rows)
 
     assert dob_missing(hard) > dob_missing(standard)
-    knobbed = generate(tmp_path / "k", seed=7, dob_missing=1.0, **SMALL)
+    calls: list[tuple[str, int, int | None]] = []
+    knobbed = generate(tmp_path / "k", seed=7, dob_missing=1.0, progress=lambda *a: calls.append(a), **SMALL)
+    assert calls and calls[-1][1] == calls[-1][2]  # progress reported, ending complete
     assert dob_missing(knobbed) == 1.0
     with pytest.raises(ValueError, match="unknown synth knob"):
         generate(tmp_path / "x", seed=7, not_a_knob=0.5, **SMALL)
