@@ -6,33 +6,46 @@ import duckdb
 import pyarrow as pa
 
 from ore.allocate.forces import Router
+from ore.allocate.postcodes import pretty
 
 
 def allocate(con: duckdb.DuckDBPyConnection, package_id: str) -> dict[str, int]:
     """Route every identified person of the package; returns counts (allocated, unallocated)."""
+    # Residence: the address of the person's latest own purchase (people move; fraud records may
+    # carry an address a fraudster typed), falling back to the resolved best-known postcode.
     people = con.execute(
         """
-        WITH c AS (
-            SELECT r.person_id, mode(l.country) AS country
-            FROM resolved_records r JOIN leads l USING (package_id, record_id)
-            WHERE r.package_id = ? GROUP BY r.person_id)
-        SELECT p.person_id, p.postcode, c.country
-        FROM identified_persons p LEFT JOIN c USING (person_id)
+        WITH own AS (
+            SELECT r.person_id,
+                   arg_max(l.postcode, l.transaction_time) FILTER (WHERE NOT coalesce(e.fraud_suspected, false))
+                       AS own_postcode,
+                   arg_max(l.country, l.transaction_time) FILTER (WHERE NOT coalesce(e.fraud_suspected, false))
+                       AS own_country,
+                   mode(l.country) AS country
+            FROM resolved_records r
+            JOIN leads l USING (package_id, record_id)
+            LEFT JOIN record_evidence e USING (package_id, record_id)
+            WHERE r.package_id = ? AND l.postcode IS NOT NULL
+            GROUP BY r.person_id)
+        SELECT p.person_id, coalesce(o.own_postcode, p.postcode), coalesce(o.own_country, o.country)
+        FROM identified_persons p LEFT JOIN own o USING (person_id)
         WHERE p.package_id = ? ORDER BY p.person_id
         """,
         [package_id, package_id],
     ).fetchall()
     router = Router.from_tables(con, [pc for _, pc, _ in people if pc])
     routes = [(pid, router.route(pc, country)) for pid, pc, country in people]
+    postcodes = [pretty(pc) or pc for _, pc, _ in people]
     con.execute(
-        "CREATE TABLE IF NOT EXISTS person_force (package_id VARCHAR, person_id VARCHAR, force_code VARCHAR,"
-        " force_name VARCHAR, rule VARCHAR)"
+        "CREATE TABLE IF NOT EXISTS person_force (package_id VARCHAR, person_id VARCHAR, postcode VARCHAR,"
+        " force_code VARCHAR, force_name VARCHAR, rule VARCHAR)"
     )
     con.execute("DELETE FROM person_force WHERE package_id = ?", [package_id])
     batch = pa.table(
         {
             "package_id": [package_id] * len(routes),
             "person_id": [p for p, _ in routes],
+            "postcode": postcodes,
             "force_code": [r.force_code for _, r in routes],
             "force_name": [r.force_name for _, r in routes],
             "rule": [r.rule for _, r in routes],

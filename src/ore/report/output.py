@@ -79,7 +79,7 @@ def persons_rows(con: duckdb.DuckDBPyConnection, package_id: str, min_probabilit
                    max(refs) FILTER (WHERE holding = 'employment') AS employment_refs,
                    max(refs) FILTER (WHERE holding = 'open_cases') AS open_case_refs
             FROM links GROUP BY person_id)
-        SELECT p.person_id, 'identified', p.display_name, p.date_of_birth, p.postcode, f.force_code,
+        SELECT p.person_id, 'identified', p.display_name, p.date_of_birth, coalesce(f.postcode, p.postcode), f.force_code,
                e.evidence_grade, coalesce(e.likely_victim, false), a.priority, a.reasons,
                v.register_ref, v.conviction_refs, v.employment_refs, k.children, v.open_case_refs, p.record_count
         FROM identified_persons p
