@@ -163,6 +163,13 @@ def test_shared_account_not_a_name_collision():
     assert fires("shared_account", leads) == set()
 
 
+def test_shared_account_not_namesakes_of_a_cut_short_account_name():
+    # the site cuts account names to 12 characters: three Christophers, three people, nothing shared
+    leads = [lead(f"R{i}", f"c{i}", f"Christopher {n}", username="christopher_", email=f"christopher.{n}@x.example")
+             for i, n in enumerate(["Taylor", "King", "Hodgson"])]
+    assert fires("shared_account", leads) == set()
+
+
 def test_account_pattern():
     leads = [lead(f"R{i}", f"c{i}", n, username=f"zed79{i}{i}", email=f"zed79{i}{i}@x.example")
              for i, n in enumerate(["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford"])]
@@ -265,6 +272,13 @@ def test_purchase_ip_consistent():
     leads = [lead("R1", "c1", ip="81.2.3.4"), lead("R2", "c1", ip="81.2.9.9", days=10),
              lead("S1", "c2", "Bob Hart", ip="81.2.3.4"), lead("S2", "c2", "Bob Hart", ip="95.1.1.1", days=10)]
     assert fires("purchase_ip_consistent", leads) == {"R1", "R2"}
+
+
+def test_name_unlike_cardholder_not_one_slip_in_a_long_thread():
+    leads = [lead(f"R{i}", "c1", "Roger Cox", days=30 * i) for i in range(6)]
+    leads.append(lead("R9", "c1", "Roger Cx", cardholder="ROGER COX", days=200))
+    leads.append(lead("S1", "c2", "Roger Xu", cardholder="ROGER COX", username="rc", email="rc@x.example"))
+    assert fires("name_unlike_cardholder", leads) == {"S1"}
 
 
 def test_visits_fit():

@@ -32,6 +32,19 @@ def _letters(expr: str) -> str:
     return f"regexp_replace(lower(strip_accents(coalesce({expr}, ''))), '[^a-z]', '', 'g')"
 
 
+def _from_name(stem: str) -> str:
+    """Whether an account-name stem is made from the record's own names (typed or cardholder's)."""
+    return f"""((length(ch_last) >= 3 AND contains({stem}, ch_last))
+                OR (length(tlast) >= 3 AND contains({stem}, tlast))
+                OR (length(ch_first) >= 3 AND contains({stem}, ch_first))
+                OR (length(tfirst) >= 3 AND contains({stem}, tfirst))
+                OR (length({stem}) >= 3 AND (contains(ch_first || ch_last, {stem}) OR contains(tfirst || tlast, {stem})))
+                OR (length({stem}) >= 3 AND greatest(jaro_winkler_similarity({stem}, ch_first),
+                                                   jaro_winkler_similarity({stem}, ch_last),
+                                                   jaro_winkler_similarity({stem}, tfirst),
+                                                   jaro_winkler_similarity({stem}, tlast)) >= 0.85))"""
+
+
 def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int) -> None:
     for name in ("leads", "resolved_records"):
         if not table_exists(con, name):
@@ -106,19 +119,14 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
                         THEN left(coalesce(nullif(ch_last, ''), tlast), 1) || right(coalesce(nullif(ch_last, ''), tlast), 1)
                         END AS sname,
                    regexp_replace(coalesce(user_n, split_part(email_n, '@', 1), ''), '[^a-z]', '', 'g') AS stem,
+                   regexp_replace(coalesce(user_n, ''), '[^a-z]', '', 'g') AS user_stem,
+                   regexp_replace(coalesce(split_part(email_n, '@', 1), ''), '[^a-z]', '', 'g') AS email_stem,
                    {_letters('user_n')} || ' ' || {_letters("split_part(email_n, '@', 1)")} AS acct_text
             FROM _cb_rec)
         SELECT *,
-               ((length(ch_last) >= 3 AND contains(stem, ch_last))
-                OR (length(tlast) >= 3 AND contains(stem, tlast))
-                OR (length(ch_first) >= 3 AND contains(stem, ch_first))
-                OR (length(tfirst) >= 3 AND contains(stem, tfirst))
-                OR (length(stem) >= 3 AND (contains(ch_first || ch_last, stem) OR contains(tfirst || tlast, stem)))
-                OR (length(stem) >= 3 AND greatest(jaro_winkler_similarity(stem, ch_first),
-                                                   jaro_winkler_similarity(stem, ch_last),
-                                                   jaro_winkler_similarity(stem, tfirst),
-                                                   jaro_winkler_similarity(stem, tlast)) >= 0.85))
-                   AS stem_from_name,
+               {_from_name('stem')} AS stem_from_name,
+               {_from_name('user_stem')} AS user_from_name,
+               {_from_name('email_stem')} AS email_from_name,
                ((length(ch_last) >= 3 AND contains(acct_text, ch_last))
                 OR (length(ch_first) >= 3 AND contains(acct_text, ch_first))) AS acct_from_name
         FROM a
@@ -161,7 +169,7 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
                max(CASE WHEN tok = '' THEN 0.0
                         WHEN length(tlast) = 1 OR length(tok) = 1
                              THEN CASE WHEN left(tok, 1) = left(tlast, 1) THEN 1.0 ELSE 0.0 END
-                        WHEN length(tlast) >= 3 AND length(tok) >= 3 AND damerau_levenshtein(tlast, tok) <= 1 THEN 1.0
+                        WHEN length(tlast) >= 2 AND length(tok) >= 2 AND damerau_levenshtein(tlast, tok) <= 1 THEN 1.0
                         ELSE jaro_winkler_similarity(tlast, tok) END) AS best
         FROM tok GROUP BY record_id
         """

@@ -143,10 +143,13 @@ def _visits_unlike(p: dict[str, Any]) -> str:
     FROM rv GROUP BY record_id HAVING NOT bool_or(fits)"""
 
 
-def _shared(column: str, label: str) -> Callable[[dict[str, Any]], str]:
+def _shared(column: str, label: str, named: str) -> Callable[[dict[str, Any]], str]:
+    # A record whose account is made from its own cardholder's name does not count: the site
+    # cuts account names short, so Christopher Taylor and Christopher King may both be
+    # "christopher_" without sharing anything.
     def sql(p: dict[str, Any]) -> str:
         return f"""
-        WITH g AS (SELECT {column}, {PEOPLE} AS n FROM _cb_rec WHERE {column} IS NOT NULL
+        WITH g AS (SELECT {column}, {PEOPLE} AS n FROM _cb_rec WHERE {column} IS NOT NULL AND NOT {named}
                    GROUP BY {column} HAVING {PEOPLE} >= {p['threshold']})
         SELECT r.record_id, r.{column} AS {label}, g.n FROM _cb_rec r JOIN g USING ({column})"""
 
@@ -191,9 +194,15 @@ def _shared_ip(p: dict[str, Any]) -> str:
 
 
 def _name_unlike(p: dict[str, Any]) -> str:
+    # not where most of the thread's records name the cardholder: one typing slip among many
+    # correct names is a slip, a name unlike the cardholder's on every payment is another person
+    lim = float(p["min_similarity"])
     return f"""
-    SELECT r.record_id, r.typed_name, r.cardholder_name FROM _cb_names s JOIN _cb_rec r USING (record_id)
-    WHERE s.best < {float(p['min_similarity'])}"""
+    WITH t AS (SELECT r.thread, avg(CASE WHEN s.best >= {lim} THEN 1.0 ELSE 0.0 END) AS share
+               FROM _cb_rec r JOIN _cb_names s USING (record_id) GROUP BY r.thread)
+    SELECT r.record_id, r.typed_name, r.cardholder_name
+    FROM _cb_names s JOIN _cb_rec r USING (record_id) JOIN t USING (thread)
+    WHERE s.best < {lim} AND t.share < 0.5"""
 
 
 def _firsts() -> str:
@@ -290,8 +299,8 @@ SPECS: dict[str, Spec] = {
     ),
     "never_visited": Spec(("username",), _never_visited, {"min_log_days_after": (0, 7)}),
     "visits_unlike_cardholder": Spec(("username", "n_places"), _visits_unlike),
-    "shared_email": Spec(("email", "n"), _shared("email_n", "email"), counted=True, default_count=3),
-    "shared_account": Spec(("username", "n"), _shared("user_n", "username"), counted=True, default_count=3),
+    "shared_email": Spec(("email", "n"), _shared("email_n", "email", "email_from_name"), counted=True, default_count=3),
+    "shared_account": Spec(("username", "n"), _shared("user_n", "username", "user_from_name"), counted=True, default_count=3),
     "account_pattern": Spec(("stem", "n"), _account_pattern, counted=True, default_count=4),
     "shared_ip": Spec(
         ("ip", "n"), _shared_ip, {"settled_months": (1, 4), "max_settled_share": (0, 0.5)}, counted=True,
