@@ -59,6 +59,7 @@ def plan_actors(rng: random.Random, settings: Settings, target_records: int) -> 
             style = rng.choices(active, weights=[weights[s] for s in active])[0]
         _, lo, hi, _ = fraud["tactics"][style]
         budget = rng.randint(int(lo), int(hi))
+        budget = min(budget, max(4, target_records // len(active)))  # small worlds: small actors
         plan.append((style, budget))
         total += budget
     return plan
