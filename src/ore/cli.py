@@ -313,7 +313,7 @@ def synth(
     outdir: Annotated[Path, typer.Argument(help="Directory to write package/, reference/ and truth/ into.")],
     people: Annotated[int, typer.Option("--people", min=1, help="People in the invented population.")] = 20_000,
     subscribers: Annotated[int, typer.Option("--subscribers", min=1, help="Genuine abuse subscribers.")] = 1_500,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same bytes.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: the same seed writes the same bytes.")] = 1,
     difficulty: Annotated[
         str, typer.Option("--difficulty", help="Preset of noise and fraud: easy, standard or hard.")
     ] = "standard",

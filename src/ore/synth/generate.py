@@ -92,12 +92,12 @@ def generate(
     prng = [random.Random(int(s.generate_state(1)[0])) for s in seeds]
     geo = load_geography()
 
-    report("population", 0, 4)
+    report("population", 0, people)
     pop = build_population(nrng[0], people, geo, settings)
-    report("population", 1, 4)
+    report("population", people // 2, people)
     cast = cast_people(nrng[1], pop, settings, subscribers)
     hold = build_holdings(nrng[2], pop, geo, cast, settings)
-    report("population", 2, 4)
+    report("population", people, people)
 
     timeline = settings["timeline"]
     pkg = settings["package"]
@@ -144,7 +144,7 @@ def generate(
     per_cat = max(int(mal_cfg["min_per_category"]), round(len(rows) * float(mal_cfg["per_category_share"])))
     bad = malformed_rows(prng[5], rows, per_cat)
     rows = _order_and_number(prng[5], rows, bad)
-    report("population", 3, 4)
+    report("writing files", 0, len(rows))
 
     # --- files
     package, reference, truth = outdir / "package", outdir / "reference", outdir / "truth"
@@ -204,7 +204,7 @@ def generate(
         ["actor", "style", "country", "emails"],
         ([a.actor, a.style, a.country, ";".join(a.emails)] for a in fraud.actors),
     )
-    report("population", 4, 4)
+    report("writing files", len(rows), len(rows))
     labels = [r.label for r in rows]
     roles = [p[1] for p in persons]
     return SynthSummary(
