@@ -33,7 +33,15 @@ def test_latest_own_address_decides_and_fraud_records_do_not() -> None:
         con.execute("INSERT INTO resolved_records VALUES ('K', ?, ?)", [rid, pid])
         con.execute("INSERT INTO leads VALUES ('K', ?, ?, ?, ?)", [rid, when, pc, country])
         con.execute("INSERT INTO record_evidence VALUES ('K', ?, ?)", [rid, fraud])
-    assert allocate(con, "K") == {"allocated": 2, "unallocated": 2}
+    # a postcode five different people bill to is no one's home (a mail drop)
+    for i in range(5):
+        pid = "mover" if i == 0 else f"drop{i}"
+        if i:
+            con.execute("INSERT INTO identified_persons VALUES ('K', ?, 'SK9 9ZZ')", [pid])
+        con.execute("INSERT INTO resolved_records VALUES ('K', ?, ?)", [f"d{i}", pid])
+        con.execute("INSERT INTO leads VALUES ('K', ?, '2001-01-01', 'E1 1AA', 'GB')", [f"d{i}"])
+        con.execute("INSERT INTO record_evidence VALUES ('K', ?, false)", [f"d{i}"])
+    assert allocate(con, "K") == {"allocated": 6, "unallocated": 2}
     got = {r[0]: r[1:] for r in con.execute("SELECT person_id, postcode, force_code, rule FROM person_force").fetchall()}
     assert got["mover"][:2] == ("CT16 0AX", "KNT")
     assert got["victim-ish"][1] == "GMP"
@@ -41,4 +49,6 @@ def test_latest_own_address_decides_and_fraud_records_do_not() -> None:
     assert got["nothing"][1] is None and "no postcode" in got["nothing"][2]
     # a re-run replaces, never duplicates
     allocate(con, "K")
-    assert con.execute("SELECT count(*) FROM person_force").fetchall()[0][0] == 4
+    assert con.execute("SELECT count(*) FROM person_force").fetchall()[0][0] == 8
+    # with nothing else known, the shared postcode is still used rather than nothing
+    assert got["drop1"][:2] == ("E1 1AA", "MPS")

@@ -9,29 +9,42 @@ from ore.allocate.forces import Router
 from ore.allocate.postcodes import pretty
 
 
+# Distinct persons on one postcode beyond which it is not taken as anyone's home. A postcode covers
+# about fifteen addresses, and only a tiny share of residents appear in any package.
+SHARED_POSTCODE_PERSONS = 5
+
+
 def allocate(con: duckdb.DuckDBPyConnection, package_id: str) -> dict[str, int]:
     """Route every identified person of the package; returns counts (allocated, unallocated)."""
-    # Residence: the address of the person's latest own purchase (people move; fraud records may
-    # carry an address a fraudster typed), falling back to the resolved best-known postcode.
+    # Residence: the address of the person's latest own purchase (people move), ignoring records
+    # that look like someone else's use of the card and postcodes shared by so many people in the
+    # package that they cannot be one home (a mail drop, a processor's default); then any own
+    # record; then the resolved best-known postcode.
     people = con.execute(
         """
-        WITH own AS (
-            SELECT r.person_id,
-                   arg_max(l.postcode, l.transaction_time) FILTER (WHERE NOT coalesce(e.fraud_suspected, false))
-                       AS own_postcode,
-                   arg_max(l.country, l.transaction_time) FILTER (WHERE NOT coalesce(e.fraud_suspected, false))
-                       AS own_country,
-                   mode(l.country) AS country
+        WITH recs AS (
+            SELECT r.person_id, l.postcode, l.country, l.transaction_time,
+                   NOT coalesce(e.fraud_suspected, false) AS own,
+                   upper(regexp_replace(l.postcode, '[^0-9A-Za-z]', '', 'g')) AS key
             FROM resolved_records r
             JOIN leads l USING (package_id, record_id)
             LEFT JOIN record_evidence e USING (package_id, record_id)
-            WHERE r.package_id = ? AND l.postcode IS NOT NULL
-            GROUP BY r.person_id)
-        SELECT p.person_id, coalesce(o.own_postcode, p.postcode), coalesce(o.own_country, o.country)
-        FROM identified_persons p LEFT JOIN own o USING (person_id)
+            WHERE r.package_id = ? AND l.postcode IS NOT NULL),
+        crowd AS (SELECT key, count(DISTINCT person_id) >= ? AS shared FROM recs GROUP BY key),
+        best AS (
+            SELECT person_id,
+                   arg_max(postcode, transaction_time) FILTER (WHERE own AND NOT shared) AS home,
+                   arg_max(country, transaction_time) FILTER (WHERE own AND NOT shared) AS home_country,
+                   arg_max(postcode, transaction_time) FILTER (WHERE own) AS own_postcode,
+                   arg_max(country, transaction_time) FILTER (WHERE own) AS own_country,
+                   mode(country) AS country
+            FROM recs JOIN crowd USING (key) GROUP BY person_id)
+        SELECT p.person_id, coalesce(b.home, b.own_postcode, p.postcode),
+               coalesce(b.home_country, b.own_country, b.country)
+        FROM identified_persons p LEFT JOIN best b USING (person_id)
         WHERE p.package_id = ? ORDER BY p.person_id
         """,
-        [package_id, package_id],
+        [package_id, SHARED_POSTCODE_PERSONS, package_id],
     ).fetchall()
     router = Router.from_tables(con, [pc for _, pc, _ in people if pc])
     routes = [(pid, router.route(pc, country)) for pid, pc, country in people]
