@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,6 @@ def quarantine(ws: Workspace) -> list[dict[str, Any]]:
 
 def settings_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for a subprocess or CliRunner: the workspace and nothing from the caller's ORE_*."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORE_")}
     env["ORE_WORKSPACE"] = str(tmp_path)
     env.update(extra)

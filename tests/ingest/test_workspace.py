@@ -6,7 +6,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from leadpkg import lead, open_ws, query, settings_env, table_count, write_package
+from ore.errors import PackageRejected
 from ore.ingest import ingest
 
 
@@ -98,10 +101,8 @@ def test_workspace_path_that_is_a_file_is_a_clear_error(tmp_path):
 def test_lock_is_released_after_a_rejected_ingest(tmp_path):
     ws = open_ws(tmp_path / "ws", lock_timeout=1)
     bad = write_package(tmp_path / "bad", [lead(1)], rows={"leads.csv": 5})
-    try:
+    with pytest.raises(PackageRejected):
         ingest(ws, bad)
-    except Exception:
-        pass
     assert not (ws.root / ".lock.holder").exists()
     with ws.lock("after"):
         pass

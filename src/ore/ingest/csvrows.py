@@ -1,8 +1,10 @@
 """Reading CSV files row by row without ever losing one.
 
 Each data row comes back with its physical line number and any structural
-problem (wrong field count, bytes that are not UTF-8, an absurdly long field) so
-that the caller can quarantine it and carry on with the rest of the file.
+problem (wrong field count, bytes that are not UTF-8, an absurdly long field, an
+unbalanced quote) so that the caller can quarantine it and carry on with the rest
+of the file. An unbalanced quote costs one row, not the rest of the file: the
+row is cut at the end of its own line and the lines it swallowed are read again.
 """
 
 from __future__ import annotations
