@@ -114,6 +114,18 @@ def test_every_lead_row_has_its_truth_row(scenario: SynthSummary) -> None:
             assert (t["actor"] in actors) if t["label"] == "stolen" else t["actor"] == ""
 
 
+def test_accounts_and_mailboxes_have_one_holder(scenario: SynthSummary) -> None:
+    """A site account (which joins the access log) and a mailbox belong to one person or one actor."""
+    truth = read_csv(scenario.truth_dir / "records.csv")
+    holders: dict[str, set[str]] = defaultdict(set)
+    for t, r in zip(truth, read_csv(scenario.package_dir / "leads.csv"), strict=True):
+        if t["label"] != "malformed":
+            who = t["actor"] or t["person"]
+            holders["u:" + r["username"].lower()].add(who)
+            holders["m:" + r["email"].lower()].add(who)
+    assert all(len(v) == 1 for v in holders.values())
+
+
 def test_labels_roles_and_flags_present(scenario: SynthSummary) -> None:
     truth = read_csv(scenario.truth_dir / "records.csv")
     persons = read_csv(scenario.truth_dir / "persons.csv")

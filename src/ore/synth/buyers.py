@@ -40,6 +40,19 @@ class Context:
     alerts: list[tuple[str, str, str]]  # issuers' reports made by buyers themselves (a lost card replaced)
     home_ips: dict[int, str]  # household -> its internet connection, shared by everyone at home
 
+    owners: dict[str, str]  # "m:" mailbox or "u:" account name -> the person or actor who holds it
+
+    def claim(self, rng: random.Random, owner: str, email: str, user: str) -> tuple[str, str]:
+        """A mailbox and an account name belong to one holder: add digits until both are free or theirs."""
+        local, _, domain = email.partition("@")
+        while any(self.owners.get(k, owner) != owner for k in (f"m:{email.lower()}", f"u:{user.lower()}")):
+            digits = str(rng.randrange(2, 999))
+            email = f"{local}{digits}@{domain}"
+            user = user[: max(4, 12 - len(digits))] + digits
+        self.owners[f"m:{email.lower()}"] = owner
+        self.owners[f"u:{user.lower()}"] = owner
+        return email, user
+
     def home_ip(self, rng: random.Random, p: int) -> str:
         h = int(self.pop.hh[p])
         if h not in self.home_ips:
@@ -137,7 +150,7 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         )
         user = local if len(local) <= 12 or rng.random() < 0.3 else local[:12]
         domain = rng.choice(private) if rng.random() < rates["private_email"] else weighted(rng, domains)
-        return f"{local}@{domain}", user.replace(".", rng.choice((".", "_", ".")))
+        return ctx.claim(rng, pid(p), f"{local}@{domain}", user.replace(".", rng.choice((".", "_", "."))))
 
     email, user = new_email()
     buyer = Buyer(

@@ -127,19 +127,18 @@ def commit_fraud(
             )
         ]
         if style == "merchant_fraud":
-            actor.emails.append(f"{handle}@{rng.choice(domains)}")
+            actor.emails.append(ctx.claim(rng, aid, f"{handle}@{rng.choice(domains)}", handle)[0])
             site = rng.choice(settings["products"]["merchant_fraud_sites"])
             burst_hours = rng.randint(2, 4)
             bursts = [
                 w0 + k * rng.randint(2, 12) * DAY
                 for k in range(rng.randint(1, max(1, int(settings.rates["merchant_bursts"]))))
             ]
-        elif style in ("carder",):
-            actor.emails.append(f"{handle}@{rng.choice(domains)}")
-        elif style == "fake_name":
-            actor.emails.append(f"{handle}@{rng.choice(domains)}")
-            for _ in range(rng.randint(0, 3)):
-                actor.emails.append(f"{handle}{rng.randrange(1, 99)}@{rng.choice(domains)}")
+        elif style in ("carder", "fake_name"):
+            actor.emails.append(ctx.claim(rng, aid, f"{handle}@{rng.choice(domains)}", handle)[0])
+            for _ in range(rng.randint(0, 3) if style == "fake_name" else 0):
+                variant = f"{handle}{rng.randrange(1, 99)}"
+                actor.emails.append(ctx.claim(rng, aid, f"{variant}@{rng.choice(domains)}", variant)[0])
         typist = Typist(rng, {**settings.rates, "initial": settings.rates["initial"] * 2})
         email = user = ""
         records = 0
@@ -155,7 +154,9 @@ def commit_fraud(
             # --- identity used for this card
             if style == "merchant_fraud":
                 local = f"member{rng.randrange(10000, 99999)}"
-                email, user = f"{local}@{rng.choice(settings['package']['member_email_domains'])}", local
+                email, user = ctx.claim(
+                    rng, aid, f"{local}@{rng.choice(settings['package']['member_email_domains'])}", local
+                )
             elif style == "carder":
                 email = actor.emails[0]
                 user = email.split("@")[0]
@@ -164,15 +165,13 @@ def commit_fraud(
                 user = email.split("@")[0]
             elif style == "identity_theft":
                 local = email_local(rng, first_f, last_f, int(pop.dob_iso(v)[:4]))
-                email = f"{local}@{weighted(rng, uk_domains)}"
-                user = local[:12]
+                email, user = ctx.claim(rng, aid, f"{local}@{weighted(rng, uk_domains)}", local[:12])
                 actor.emails.append(email)
             elif style == "proxy" and (cards_done % rng.randint(3, 5) == 0 or not email):
                 local = email_local(
                     rng, rng.choice(alias_first), rng.choice(alias_last), rng.randint(1950, 1985)
                 )
-                email = f"{local}@{weighted(rng, uk_domains)}"
-                user = local[:12]
+                email, user = ctx.claim(rng, aid, f"{local}@{weighted(rng, uk_domains)}", local[:12])
                 actor.emails.append(email)
             cards_done += 1
             if style == "fake_name":

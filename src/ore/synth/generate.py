@@ -117,6 +117,7 @@ def generate(
         district_cum=np.cumsum(geo.weights).tolist(),
         alerts=[],
         home_ips={},
+        owners={},
     )
     rows: list[Row] = []
     buyers = [(int(p), False) for p in cast.subscribers] + [(int(p), True) for p in cast.adult_only]
