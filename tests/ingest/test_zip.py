@@ -184,3 +184,16 @@ def test_stale_unpacked_files_from_a_crashed_run_are_removed(tmp_path):
     (stale / "leads.csv").write_text(f"card_number\n{lead(1)['card_number']}\n")
     ingest(ws, package(tmp_path))
     assert not stale.exists()
+
+
+def test_many_small_bombs_are_one_bomb(tmp_path):
+    """Members each under the per-entry threshold, expanding 1000x together."""
+    pkg = package(tmp_path)
+    z = zip_dir(pkg, tmp_path / "bombs.zip")
+    with zipfile.ZipFile(z, "a", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(40):
+            zf.writestr(f"pad/{i}.csv", b"0" * 900_000)
+    ws = open_ws(tmp_path / "ws")
+    with pytest.raises(PackageRejected, match="in all .*zip bomb"):
+        ingest(ws, z)
+    assert_nothing_written(ws)

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from ore.errors import PackageRejected
 
 MAX_RATIO = 200  # compression ratios above this are the mark of a zip bomb, not of CSV
+BOMB_MIN_BYTES = 1_000_000  # below this, a high ratio is a small file of repeats, harmless
 
 
 def check_archive(path: Path, max_bytes: int, max_entries: int) -> list[zipfile.ZipInfo]:
@@ -32,13 +33,20 @@ def check_archive(path: Path, max_bytes: int, max_entries: int) -> list[zipfile.
         if name.is_absolute() or ".." in name.parts or (name.parts and ":" in name.parts[0]):
             raise PackageRejected(f"{path.name}: entry {info.filename!r} would be written outside the package")
         total += info.file_size
-        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1_000_000:
+        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > BOMB_MIN_BYTES:
             raise PackageRejected(
                 f"{path.name}: entry {info.filename!r} expands {info.file_size // info.compress_size}x "
                 f"(limit {MAX_RATIO}x): refused as a possible zip bomb"
             )
     if total > max_bytes:
         raise PackageRejected(f"{path.name}: unpacks to {total:,} bytes (limit {max_bytes:,})")
+    # Many members each under the per-entry threshold add up to a bomb just the same.
+    packed = sum(info.compress_size for info in infos)
+    if total > BOMB_MIN_BYTES and packed and total / packed > MAX_RATIO:
+        raise PackageRejected(
+            f"{path.name}: its entries expand {total // packed}x in all (limit {MAX_RATIO}x): "
+            "refused as a possible zip bomb"
+        )
     return infos
 
 
