@@ -102,17 +102,23 @@ class Spans:
 
 
 class IPs:
-    """IPv4 addresses in a country's ISP blocks."""
+    """IPv4 addresses in a country's ISP blocks, each handed out once (no accidental sharing)."""
 
     def __init__(self, blocks: dict[str, list[str]]) -> None:
         self.blocks = blocks
+        self.used: set[str] = set()
 
     def new(self, rng: random.Random, country: str, near: str | None = None) -> str:
-        if near is not None:  # same ISP block: a dynamic address changing
-            a, b, _, _ = near.split(".")
-            return f"{a}.{b}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        block = rng.choice(self.blocks[country])
-        return f"{block}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        """A fresh address in the country's blocks, or in the block of ``near`` (a dynamic IP changing)."""
+        while True:
+            if near is not None:
+                a, b, _, _ = near.split(".")
+                ip = f"{a}.{b}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            else:
+                ip = f"{rng.choice(self.blocks[country])}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            if ip not in self.used:
+                self.used.add(ip)
+                return ip
 
 
 def weighted(rng: random.Random, dist: dict) -> Any:
