@@ -106,3 +106,23 @@ def test_lock_is_released_after_a_rejected_ingest(tmp_path):
     assert not (ws.root / ".lock.holder").exists()
     with ws.lock("after"):
         pass
+
+
+@pytest.mark.slow
+def test_an_ingest_killed_mid_way_leaves_all_or_nothing_and_resumes(tmp_path):
+    ws = open_ws(tmp_path / "ws")
+    n = 8_000
+    pkg = write_package(tmp_path / "pkg", [lead(i) for i in range(1, n + 1)])
+    proc = ore(["ingest", str(pkg)], settings_env(ws.root))
+    deadline = time.monotonic() + 60
+    while not ws.duckdb_path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    proc.kill()
+    proc.communicate(timeout=60)
+    landed = table_count(ws, "leads"), table_count(ws, "packages")
+    assert landed in ((0, 0), (n, 1)), f"a partial package after a kill: {landed}"
+    report = ingest(ws, pkg)
+    assert report.status in ("ingested", "already ingested")
+    assert (table_count(ws, "leads"), table_count(ws, "packages")) == (n, 1)
+    assert query(ws, "SELECT count(DISTINCT record_id) FROM leads") == [(n,)]
