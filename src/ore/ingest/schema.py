@@ -252,6 +252,7 @@ class RowChecker:
         """The stored values of a row and the warnings on optional fields; raises FieldError to quarantine."""
         out: dict[str, Any] = {}
         warnings: list[FieldError] = []
+        digits: str | None = None  # the card number of the row, to mask wherever else it was typed
         for col in self.spec.columns:
             raw = (values.get(col.name) or "").strip()
             if not raw:
@@ -263,14 +264,14 @@ class RowChecker:
                     out[col.name] = None
                 continue
             try:
-                self._convert(col, raw, out)
+                digits = self._convert(col, raw, out) or digits
             except FieldError as e:
                 if col.required or col.strict:
                     raise
                 warnings.append(e)
                 out[col.name] = None
-        if out.get("card_token") is not None:
-            self._hide_card_elsewhere(values, out)
+        if digits:
+            self._hide_card_elsewhere(digits, out)
         key = self.spec.unique
         if key is not None:
             k = out[key]
@@ -279,15 +280,14 @@ class RowChecker:
             self.seen.add(k)
         return out, warnings
 
-    def _hide_card_elsewhere(self, values: dict[str, str], out: dict[str, Any]) -> None:
+    def _hide_card_elsewhere(self, digits: str, out: dict[str, Any]) -> None:
         """Mask the row's card number where a sender also typed it into a free-text column."""
-        card = next(c for c in self.spec.columns if c.kind == "card")
-        digits = card_digits(values[card.name])
         for col in self.spec.columns:
             if col.kind == "text" and out[col.name]:
                 out[col.name] = hide_number(out[col.name], digits)
 
-    def _convert(self, col: Column, raw: str, out: dict[str, Any]) -> None:
+    def _convert(self, col: Column, raw: str, out: dict[str, Any]) -> str | None:
+        """Store ``raw`` converted in ``out``; for a card column, return its digits (never stored)."""
         name = col.name
         kind = col.kind
         if kind == "text":
@@ -303,6 +303,7 @@ class RowChecker:
                 card_masked=mask(digits),
                 card_last4=digits[-4:],
             )
+            return digits
         elif kind == "datetime":
             try:
                 value = parse_datetime(raw)
