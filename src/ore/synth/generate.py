@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -205,6 +206,18 @@ def generate(
         ["actor", "style", "country", "emails"],
         ([a.actor, a.style, a.country, ";".join(a.emails)] for a in fraud.actors),
     )
+    about = {
+        "generator": "ore synth",
+        "seed": seed,
+        "people": people,
+        "subscribers": subscribers,
+        "difficulty": difficulty,
+        "knobs": dict(sorted(knobs.items())),
+        "rates": settings.rates,
+        "package_id": package_id,
+        "rows": counts,
+    }
+    (outdir / "scenario.json").write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
     report("writing files", len(rows), len(rows))
     labels = [r.label for r in rows]
     roles = [p[1] for p in persons]
