@@ -152,17 +152,17 @@ def _propagate(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
     )
 
 
-def _void_sql(pol: Policy) -> str:
-    """A CASE naming, per cardholder-side code, the fraud indicator that voids it on a record (or NULL)."""
-    cases = []
-    for ind in pol.enabled():
-        if ind.side == "cardholder" and ind.void_if:
-            listed = ", ".join(_sql_str(c) for c in ind.void_if)
-            cases.append(
-                f"WHEN f.code = {_sql_str(ind.code)} THEN (SELECT min(v.code) FROM _cb_fired v "
-                f"WHERE v.record_id = f.record_id AND v.code IN ({listed}))"
-            )
-    return "CASE " + " ".join(cases) + " END" if cases else "CAST(NULL AS VARCHAR)"
+def _void_map_sql(pol: Policy) -> str:
+    """(code, voider) pairs: the cardholder-side code is not counted where the voider fired."""
+    pairs = [
+        f"({_sql_str(ind.code)}, {_sql_str(v)})"
+        for ind in pol.enabled()
+        if ind.side == "cardholder"
+        for v in ind.void_if
+    ]
+    if not pairs:
+        return "SELECT CAST(NULL AS VARCHAR) AS code, CAST(NULL AS VARCHAR) AS voider WHERE false"
+    return "SELECT * FROM (VALUES " + ", ".join(pairs) + ") AS m(code, voider)"
 
 
 def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
@@ -172,7 +172,13 @@ def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _cb_voided AS
-        SELECT f.*, {_void_sql(pol)} AS voided_by FROM _cb_fired f
+        WITH m AS ({_void_map_sql(pol)}),
+             v AS (SELECT c.record_id, c.code, min(m.voider) AS voided_by
+                   FROM _cb_fired c JOIN m ON m.code = c.code
+                   JOIN _cb_fired f ON f.record_id = c.record_id AND f.code = m.voider
+                   WHERE c.side = 'cardholder'
+                   GROUP BY c.record_id, c.code)
+        SELECT f.*, v.voided_by FROM _cb_fired f LEFT JOIN v USING (record_id, code)
         """
     )
     con.execute(
