@@ -22,12 +22,16 @@ def assert_nothing_written(ws):
     assert not list(ws.tmp.iterdir())
 
 
-def rejected(tmp_path, match, **kw):
-    ws = open_ws(tmp_path / "ws")
-    pkg = write_package(tmp_path / "pkg", [lead(1), lead(2)], visits=VISITS, **kw)
+def refused(ws, pkg, match):
     with pytest.raises(PackageRejected, match=match):
         ingest(ws, pkg)
     assert_nothing_written(ws)
+
+
+def rejected(tmp_path, match, **kw):
+    ws = open_ws(tmp_path / "ws")
+    pkg = write_package(tmp_path / "pkg", [lead(1), lead(2)], visits=VISITS, **kw)
+    refused(ws, pkg, match)
     return ws, pkg
 
 
@@ -41,9 +45,7 @@ def test_a_changed_file_is_caught_by_its_hash(tmp_path):
     ws = open_ws(tmp_path / "ws")
     pkg = write_package(tmp_path / "pkg", [lead(1), lead(2)], visits=VISITS)
     (pkg / "visits.csv").write_text((pkg / "visits.csv").read_text() + "user2,2001-06-01T13:00:00,,\n")
-    with pytest.raises(PackageRejected, match="visits.csv: sha256 is"):
-        ingest(ws, pkg)
-    assert_nothing_written(ws)
+    refused(ws, pkg, "visits.csv: sha256 is")
 
 
 def test_row_count_mismatch_names_the_file(tmp_path):
@@ -77,18 +79,14 @@ def test_file_listed_but_absent(tmp_path):
     ws = open_ws(tmp_path / "ws")
     pkg = write_package(tmp_path / "pkg", [lead(1)], visits=VISITS)
     (pkg / "visits.csv").unlink()
-    with pytest.raises(PackageRejected, match="visits.csv: listed in manifest.json but not in the package"):
-        ingest(ws, pkg)
-    assert_nothing_written(ws)
+    refused(ws, pkg, "visits.csv: listed in manifest.json but not in the package")
 
 
 def test_file_present_but_not_listed(tmp_path):
     ws = open_ws(tmp_path / "ws")
     pkg = write_package(tmp_path / "pkg", [lead(1)])
     (pkg / "visits.csv").write_text("username,visit_time\n")
-    with pytest.raises(PackageRejected, match="visits.csv: present in the package but not listed"):
-        ingest(ws, pkg)
-    assert_nothing_written(ws)
+    refused(ws, pkg, "visits.csv: present in the package but not listed")
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2]", b"\xff\xfe{}"])
@@ -96,18 +94,14 @@ def test_unreadable_manifest(tmp_path, content):
     ws = open_ws(tmp_path / "ws")
     pkg = write_package(tmp_path / "pkg", [lead(1)])
     (pkg / "manifest.json").write_bytes(content)
-    with pytest.raises(PackageRejected, match="manifest.json"):
-        ingest(ws, pkg)
-    assert_nothing_written(ws)
+    refused(ws, pkg, "manifest.json")
 
 
 def test_no_manifest(tmp_path):
     ws = open_ws(tmp_path / "ws")
     pkg = write_package(tmp_path / "pkg", [lead(1)])
     (pkg / "manifest.json").unlink()
-    with pytest.raises(PackageRejected, match="no manifest.json"):
-        ingest(ws, pkg)
-    assert_nothing_written(ws)
+    refused(ws, pkg, "no manifest.json")
 
 
 def test_manifest_with_a_bom_is_read(tmp_path):

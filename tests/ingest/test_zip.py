@@ -27,6 +27,15 @@ def assert_nothing_written(ws):
     assert not list(ws.tmp.iterdir()), "the unpacked files are removed"
 
 
+def assert_refused(tmp_path, archive, match, **settings):
+    """Ingesting ``archive`` is a clear rejection matching ``match``, and nothing is written."""
+    ws = open_ws(tmp_path / "ws", **settings)
+    with pytest.raises(PackageRejected, match=match):
+        ingest(ws, archive)
+    assert_nothing_written(ws)
+    return ws
+
+
 def package(tmp_path):
     return write_package(tmp_path / "pkg", [lead(1), lead(2, amount="x"), lead(3)], visits=VISITS)
 
@@ -78,10 +87,7 @@ def test_absolute_and_drive_paths_are_refused(tmp_path, name):
     z = tmp_path / "evil.zip"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr(name, "x")
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="outside the package"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "outside the package")
 
 
 def test_zip_bomb_is_refused(tmp_path):
@@ -90,19 +96,13 @@ def test_zip_bomb_is_refused(tmp_path):
     with zipfile.ZipFile(z, "a", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("padding.csv", b"0" * 50_000_000)
     assert z.stat().st_size < 1_000_000
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="zip bomb"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "zip bomb")
 
 
 def test_archive_larger_than_the_limit_is_refused(tmp_path):
     pkg = package(tmp_path)
     z = zip_dir(pkg, tmp_path / "big.zip")
-    ws = open_ws(tmp_path / "ws", max_package_bytes=1000)
-    with pytest.raises(PackageRejected, match="unpacks to .* bytes \\(limit 1,000\\)"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "unpacks to .* bytes \\(limit 1,000\\)", max_package_bytes=1000)
 
 
 def test_too_many_entries_is_refused(tmp_path):
@@ -111,10 +111,7 @@ def test_too_many_entries_is_refused(tmp_path):
     with zipfile.ZipFile(z, "a") as zf:
         for i in range(60):
             zf.writestr(f"junk/{i}.txt", "x")
-    ws = open_ws(tmp_path / "ws", max_archive_entries=50)
-    with pytest.raises(PackageRejected, match="63 entries \\(limit 50\\)"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "63 entries \\(limit 50\\)", max_archive_entries=50)
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.7, 0.95])
@@ -123,10 +120,7 @@ def test_truncated_zip_is_refused(tmp_path, keep):
     z = zip_dir(pkg, tmp_path / "pkg.zip")
     data = z.read_bytes()
     z.write_bytes(data[: int(len(data) * keep)])
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="pkg.zip: not a readable zip archive"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "pkg.zip: not a readable zip archive")
 
 
 def test_damaged_member_is_refused(tmp_path):
@@ -139,19 +133,13 @@ def test_damaged_member_is_refused(tmp_path):
     at = data.index(b"R000002")  # inside the stored leads.csv: the CRC no longer matches
     data[at:at + 7] = b"R999999"
     z.write_bytes(bytes(data))
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="is damaged"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "is damaged")
 
 
 def test_not_a_zip_at_all(tmp_path):
     z = tmp_path / "pkg.zip"
     z.write_bytes(b"this is not a zip archive")
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="not a readable zip archive"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "not a readable zip archive")
 
 
 def test_a_file_and_a_directory_of_one_name_is_refused_clearly(tmp_path):
@@ -160,20 +148,14 @@ def test_a_file_and_a_directory_of_one_name_is_refused_clearly(tmp_path):
     with zipfile.ZipFile(z, "a") as zf:
         zf.writestr("x", "a file")
         zf.writestr("x/y", "a file where x must be a directory")
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="pkg.zip"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "pkg.zip")
 
 
 def test_zip_without_a_manifest(tmp_path):
     z = tmp_path / "pkg.zip"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("leads.csv", "record_id\n")
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="pkg.zip: no manifest.json"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "pkg.zip: no manifest.json")
 
 
 def test_stale_unpacked_files_from_a_crashed_run_are_removed(tmp_path):
@@ -193,7 +175,4 @@ def test_many_small_bombs_are_one_bomb(tmp_path):
     with zipfile.ZipFile(z, "a", zipfile.ZIP_DEFLATED) as zf:
         for i in range(40):
             zf.writestr(f"pad/{i}.csv", b"0" * 900_000)
-    ws = open_ws(tmp_path / "ws")
-    with pytest.raises(PackageRejected, match="in all .*zip bomb"):
-        ingest(ws, z)
-    assert_nothing_written(ws)
+    assert_refused(tmp_path, z, "in all .*zip bomb")
