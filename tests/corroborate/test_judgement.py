@@ -120,6 +120,21 @@ def test_subjects_cluster_by_email_username_ip_and_not_genuine_records():
     assert "ip:91.1.1.1" in by[sa][3]
 
 
+def test_subject_is_not_named_after_a_victims_own_email():
+    # an identity thief uses each victim's own name and email, from one IP of his own
+    ip = "91.200.42.242"
+    leads = []
+    for k, name in enumerate(["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford"]):
+        user = (name[0] + name.split()[1]).lower()
+        leads += [lead(f"{user}{i}", f"c{k}", name, ip=ip, days=10 * k + 30 * i, email=f"{user}@mail.example")
+                  for i in range(2)]
+    con = build_db(leads)
+    run(con)
+    (row,) = con.execute("SELECT display_name, identifiers FROM unidentified_subjects").fetchall()
+    assert row[0] == ip
+    assert row[1].startswith("ip:" + ip)
+
+
 def test_subjects_tied_by_timing_alone():
     # a merchant billing harvested cards to himself: new accounts, rotating IPs, one night
     names = ["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford", "Eve Gray", "Fay Hill", "Gus Ives", "Hal Jones"]

@@ -100,13 +100,17 @@ def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _cb_subjects AS
         WITH m AS (SELECT s.subject_id, r.* FROM _cb_subject s JOIN _cb_rec r USING (record_id)),
+             -- an email or account made from the cardholder's own name is likely the victim's (an
+             -- identity thief copies it): never the subject's name while another identifier exists
              ids AS (
-                SELECT subject_id, 1 AS rank, 'email' AS kind, email_n AS val, count(*) AS c
-                FROM m WHERE email_n IS NOT NULL GROUP BY ALL
+                SELECT subject_id, CASE WHEN bool_and(email_from_name) THEN 4 ELSE 1 END AS rank,
+                       'email' AS kind, email_n AS val, count(*) AS c
+                FROM m WHERE email_n IS NOT NULL GROUP BY subject_id, email_n
                 UNION ALL
-                SELECT subject_id, 2, 'account', user_n, count(*) FROM m WHERE user_n IS NOT NULL GROUP BY ALL
+                SELECT subject_id, CASE WHEN bool_and(user_from_name) THEN 5 ELSE 2 END, 'account', user_n, count(*)
+                FROM m WHERE user_n IS NOT NULL GROUP BY subject_id, user_n
                 UNION ALL
-                SELECT subject_id, 3, 'ip', ip_n, count(*) FROM m WHERE ip_n IS NOT NULL GROUP BY ALL),
+                SELECT subject_id, 3, 'ip', ip_n, count(*) FROM m WHERE ip_n IS NOT NULL GROUP BY subject_id, ip_n),
              ranked AS (SELECT *, row_number() OVER (PARTITION BY subject_id ORDER BY rank, c DESC, val) AS pos
                         FROM ids),
              agg AS (SELECT subject_id,
