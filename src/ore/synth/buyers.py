@@ -61,13 +61,13 @@ class Context:
 
     district_cum: list[float]  # cumulative district weights, for addresses drawn one at a time
 
-    def random_address(self, rng: random.Random) -> tuple[int, str, str, str, str]:
+    def random_address(self, rng: random.Random) -> tuple[str, str, str, str, str]:
         """Some other address in the UK (a workplace, a friend's): number, street, type, town, postcode."""
         d = rng.choices(range(len(self.district_cum)), cum_weights=self.district_cum)[0]
         names = self.pop.names
         inward = INWARD[rng.randrange(len(INWARD))]
         return (
-            rng.randint(1, 220),
+            str(rng.randint(1, 220)),
             str(names.streets[rng.randrange(len(names.streets))]),
             str(names.street_types[rng.randrange(len(names.street_types))]),
             str(self.geo.towns[d]),
@@ -223,11 +223,12 @@ def _genuine_row(
     email: str,
     user: str,
     ip: str,
-    address: tuple[int, str, str, str, str],
+    address: tuple[str, str, str, str, str],
 ) -> Row:
     rates = ctx.settings.rates
     sub = ctx.settings["subscribers"]
-    number, street, stype, town, pc = address
+    house, street, stype, town, pc = address
+    line1, line2 = b.typist.address_lines(house, street, stype, ctx.abbrev)
     typist = b.typist
     first, lastn = typist.first(b.formal_first), typist.last(b.last)
     if rng.random() < rates["name_swap"]:
@@ -260,7 +261,8 @@ def _genuine_row(
         date_of_birth=typist.dob(b.dob),
         email=email,
         username=user,
-        address_line1=typist.address_line(number, street, stype, ctx.abbrev),
+        address_line1=line1,
+        address_line2=line2,
         town="" if rng.random() < rates["town_missing"] else typist.town(town),
         postcode=typist.postcode(pc),
         ip_address=ip,

@@ -150,7 +150,7 @@ def commit_fraud(
             pop = ctx.pop
             card, expiry = pop.card(v, 2) if pop.card2[v] and rng.random() < 0.4 else pop.card(v, 1)
             first_f, last_f = pop.first_name(v), pop.last_name(v)
-            number, street, stype, town, pc = pop.address(v, ctx.geo)
+            house, street, stype, town, pc = pop.address(v, ctx.geo)
             # --- identity used for this card
             if style == "merchant_fraud":
                 local = f"member{rng.randrange(10000, 99999)}"
@@ -223,6 +223,7 @@ def commit_fraud(
                     ip = rng.choice(pool)
                 ipc = "" if rng.random() < settings.rates["ip_country_missing"] else ip_country
                 values = base_values(ctx, rng)
+                line1, line2 = typist.address_lines(house, street, stype, ctx.abbrev)
                 values.update(
                     transaction_time=iso_time(when) + zulu(rng, settings.rates),
                     product=product["code"],
@@ -237,7 +238,8 @@ def commit_fraud(
                     date_of_birth=dob,
                     email=email,
                     username=user,
-                    address_line1=typist.address_line(number, street, stype, ctx.abbrev),
+                    address_line1=line1,
+                    address_line2=line2,
                     town=typist.town(town),
                     postcode=typist.postcode(pc),
                     ip_address=ip,

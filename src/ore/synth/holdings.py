@@ -60,6 +60,7 @@ def recorded_identity(
     dist = np.where(moved, pop.old_district[idx], pop.hh_district[h])
     inward = np.where(moved, pop.old_inward[idx], pop.hh_inward[h])
     number = np.where(moved, pop.old_number[idx], pop.hh_number[h])
+    flat = np.where(moved, pop.old_flat[idx], pop.hh_flat[h])
     street = np.where(moved, pop.old_street[idx], pop.hh_street[h])
     stype = np.where(moved, pop.old_type[idx], pop.hh_type[h])
     return {
@@ -67,12 +68,23 @@ def recorded_identity(
         "last_name": pop.names.surnames[pop.last[idx]],
         "date_of_birth": iso_dates(dob),
         "address_line1": join(
-            number.astype(str), " ", pop.names.streets[street], " ", pop.names.street_types[stype]
+            house(number, flat), " ", pop.names.streets[street], " ", pop.names.street_types[stype]
         ),
         "town": geo.towns[dist],
         "postcode": join(geo.districts[dist], " ", INWARD[inward]),
         "_force": geo.forces[dist],
     }
+
+
+def house(number: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """House numbers as written: 12, or "Flat 3, 12" where the address is a flat."""
+    plain = number.astype(str)
+    has = flat > 0
+    if not has.any():
+        return plain
+    out = plain.astype(object)
+    out[has] = join("Flat ", flat[has].astype(str), ", ", plain[has]).astype(object)
+    return out.astype(str)
 
 
 def _uniform_days(rng: np.random.Generator, lo: np.ndarray | int, hi: np.ndarray | int, n: int) -> np.ndarray:
@@ -186,7 +198,7 @@ def build_holdings(
     # --- households: every current address
     tables["households.csv"] = {
         "address_line1": join(
-            pop.hh_number.astype(str),
+            house(pop.hh_number, pop.hh_flat),
             " ",
             pop.names.streets[pop.hh_street],
             " ",

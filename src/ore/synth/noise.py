@@ -108,17 +108,31 @@ class Typist:
             name = self.rng.choice(("Mc" + name[2:].lower(), "Mac" + name[2:]))
         return typo(self.rng, name) if self.chance("typo") else name
 
-    def address_line(self, number: int, street: str, street_type: str, abbrev: dict[str, str]) -> str:
+    def address_lines(
+        self, house: str, street: str, street_type: str, abbrev: dict[str, str]
+    ) -> tuple[str, str]:
+        """Lines 1 and 2 of an address as typed: flats go in line 1, in line 2, or are left out."""
         stype = (
             abbrev.get(street_type, street_type)
             if self.abbreviates and self.rng.random() < 0.8
             else street_type
         )
+        line2 = ""
+        number = house
+        if house.startswith("Flat "):
+            flat, number = house[5:].split(", ")
+            r = self.rng.random()
+            if r < 0.45:
+                number = house
+            elif r < 0.75:
+                line2 = f"Flat {flat}"
+            elif r < 0.9:
+                number = f"{flat}/{number}" if self.rng.random() < 0.5 else f"Flat {flat} {number}"
         sep = ", " if self.rng.random() < 0.05 else " "
         line = f"{number}{sep}{street} {stype}"
         if self.chance("typo"):
             line = typo(self.rng, line)
-        return cased(self.rng, line, self.rates["case_variation"] * 0.5)
+        return cased(self.rng, line, self.rates["case_variation"] * 0.5), line2
 
     def town(self, town: str) -> str:
         if self.chance("typo") and self.rng.random() < 0.5:

@@ -64,6 +64,7 @@ class Population:
     hh_district: np.ndarray
     hh_inward: np.ndarray
     hh_number: np.ndarray
+    hh_flat: np.ndarray  # flat number within the building, 0 for a house
     hh_street: np.ndarray
     hh_type: np.ndarray
     hh_children: np.ndarray
@@ -77,6 +78,7 @@ class Population:
     old_district: np.ndarray
     old_inward: np.ndarray
     old_number: np.ndarray
+    old_flat: np.ndarray
     old_street: np.ndarray
     old_type: np.ndarray
     card1: np.ndarray
@@ -104,27 +106,30 @@ class Population:
     def dob_iso(self, p: int) -> str:
         return date.fromordinal(EPOCH.toordinal() + int(self.dob[p])).isoformat()
 
-    def address(self, p: int, geo: Geography, *, recorded: bool = False) -> tuple[int, str, str, str, str]:
-        """(number, street name, street type, town, canonical postcode) of the current or recorded address."""
+    def address(self, p: int, geo: Geography, *, recorded: bool = False) -> tuple[str, str, str, str, str]:
+        """(house, street name, street type, town, canonical postcode) of the current or recorded address;
+        house is "12" or "Flat 3, 12"."""
         if recorded and self.moved[p]:
-            d, i, n, s, t = (
+            d, i, n, s, t, f = (
                 self.old_district[p],
                 self.old_inward[p],
                 self.old_number[p],
                 self.old_street[p],
                 self.old_type[p],
+                self.old_flat[p],
             )
         else:
             h = self.hh[p]
-            d, i, n, s, t = (
+            d, i, n, s, t, f = (
                 self.hh_district[h],
                 self.hh_inward[h],
                 self.hh_number[h],
                 self.hh_street[h],
                 self.hh_type[h],
+                self.hh_flat[h],
             )
         return (
-            int(n),
+            f"Flat {f}, {n}" if f else str(n),
             str(self.names.streets[s]),
             str(self.names.street_types[t]),
             str(geo.towns[d]),
@@ -152,6 +157,7 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
     hh_district = rng.choice(n_dist, n_hh, p=geo.weights)
     hh_inward = rng.integers(0, len(INWARD), n_hh)
     hh_number = rng.integers(1, int(pop["house_number_max"]) + 1, n_hh)
+    hh_flat = np.where(rng.random(n_hh) < float(pop["flats"]), rng.integers(1, 30, n_hh), 0)
     hh_street = rng.integers(0, len(names.streets), n_hh)
     st_w = np.asarray(list(pop["street_types"].values()), dtype=float)
     hh_type = rng.choice(len(st_w), n_hh, p=st_w / st_w.sum())
@@ -188,6 +194,7 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
     old_district = np.where(local, local_pick, old_district)
     old_inward = rng.integers(0, len(INWARD), people)
     old_number = rng.integers(1, int(pop["house_number_max"]) + 1, people)
+    old_flat = np.where(rng.random(people) < float(pop["flats"]), rng.integers(1, 30, people), 0)
     old_street = rng.integers(0, len(names.streets), people)
     old_type = rng.choice(len(st_w), people, p=st_w / st_w.sum())
 
@@ -206,6 +213,7 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
         hh_district=hh_district,
         hh_inward=hh_inward,
         hh_number=hh_number,
+        hh_flat=hh_flat,
         hh_street=hh_street,
         hh_type=hh_type,
         hh_children=hh_children,
@@ -218,6 +226,7 @@ def build_population(rng: np.random.Generator, people: int, geo: Geography, sett
         old_district=old_district,
         old_inward=old_inward,
         old_number=old_number,
+        old_flat=old_flat,
         old_street=old_street,
         old_type=old_type,
         card1=card1,
