@@ -120,6 +120,19 @@ def test_subjects_cluster_by_email_username_ip_and_not_genuine_records():
     assert "ip:91.1.1.1" in by[sa][3]
 
 
+def test_a_proxy_used_by_two_actors_months_apart_does_not_merge_them():
+    proxy = "62.30.1.7"
+    first = carder(VICTIMS, ip=proxy, email="lol1@x.example", day=10)
+    later = carder([("w1", "Eve Gray"), ("w2", "Fay Hill"), ("w3", "Gus Ives")], ip=proxy,
+                   email="zed2@y.example", day=200)
+    con = build_db(first + later)
+    run(con)
+    ev = evidence(con)
+    s1 = {ev[r["record_id"]][3] for r in first}
+    s2 = {ev[r["record_id"]][3] for r in later}
+    assert len(s1) == 1 and len(s2) == 1 and s1 != s2 and None not in s1 | s2
+
+
 def test_subject_is_not_named_after_a_victims_own_email():
     # an identity thief uses each victim's own name and email, from one IP of his own
     ip = "91.200.42.242"

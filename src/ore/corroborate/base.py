@@ -177,5 +177,5 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
 
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
-    for name in WORK_TABLES + ("_cb_fired", "_cb_score", "_cb_edges", "_cb_label"):
+    for name in WORK_TABLES + ("_cb_fired", "_cb_score", "_cb_edges", "_cb_label", "_cb_ip_edges", "_cb_label_next"):
         con.execute(f"DROP TABLE IF EXISTS {name}")

@@ -67,6 +67,7 @@ class Policy:
     link_on: tuple[str, ...]
     min_records: int
     max_identifiers: int
+    ip_hub_days: float
     source: str = "default"
     digest: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -280,7 +281,7 @@ def parse_policy(raw: Any, source: str = "default") -> Policy:
     ga = _map(persons.get("grade_a"), "persons.grade_a")
     _unknown(ga, {"min_cardholder_codes"}, "persons.grade_a.")
     subjects = _map(raw.get("subjects"), "subjects")
-    _unknown(subjects, {"link_on", "min_records", "max_identifiers"}, "subjects.")
+    _unknown(subjects, {"link_on", "min_records", "max_identifiers", "ip_hub_days"}, "subjects.")
     link_on = subjects.get("link_on")
     if not isinstance(link_on, list) or any(x not in LINKS for x in link_on):
         raise PolicyError(f"policy: subjects.link_on must be a list drawn from {', '.join(LINKS)}, not {link_on!r}")
@@ -296,6 +297,7 @@ def parse_policy(raw: Any, source: str = "default") -> Policy:
         link_on=tuple(dict.fromkeys(link_on)),
         min_records=_int(subjects, "min_records", "subjects.", 1),
         max_identifiers=_int(subjects, "max_identifiers", "subjects.", 1),
+        ip_hub_days=_num(subjects, "ip_hub_days", "subjects.", 0),
         source=source,
         digest=digest,
         raw=raw,

@@ -1,7 +1,7 @@
 """Unidentified subjects: connected components of fraud-suspected records.
 
 Records are linked through shared keys (email, account, IP of the order or of the account's
-visits, a sign-up burst, the same card on the same day). Components are found by label
+visits, a sign-up burst, the same card on the same day); see :func:`cluster` for IP addresses. Components are found by label
 propagation in SQL with pointer jumping: each record starts with its own id as label, takes the
 smallest label among the records it shares a key with, then the label of its label, until
 nothing changes. The same SQL runs on any engine and scales with the number of suspected records.
@@ -25,12 +25,6 @@ def _edges_sql(policy: Policy) -> str:
         parts.append(f"SELECT record_id, 'e:' || email_n AS k FROM ({sus}) WHERE email_n IS NOT NULL")
     if "username" in links:
         parts.append(f"SELECT record_id, 'u:' || user_n AS k FROM ({sus}) WHERE user_n IS NOT NULL")
-    if "ip" in links:
-        parts.append(f"SELECT record_id, 'i:' || ip_n AS k FROM ({sus}) WHERE ip_n IS NOT NULL")
-        parts.append(
-            f"SELECT DISTINCT x.record_id, 'i:' || v.ip_n AS k FROM ({sus}) x "
-            "JOIN _cb_vis v ON v.user_n = x.user_n WHERE v.ip_n IS NOT NULL"
-        )
     if "card_day" in links:
         parts.append(f"SELECT record_id, 'c:' || card_token || ':' || CAST(day AS VARCHAR) AS k FROM ({sus})")
     if "burst" in links:
@@ -56,9 +50,46 @@ def _edges_sql(policy: Policy) -> str:
     return "\nUNION\n".join(parts)
 
 
+def _ip_edges_sql() -> str:
+    sus = "SELECT r.* FROM _cb_rec r JOIN _cb_score s USING (record_id) WHERE s.fraud_suspected"
+    return f"""
+        SELECT record_id, 'i:' || ip_n AS k FROM ({sus}) WHERE ip_n IS NOT NULL
+        UNION
+        SELECT DISTINCT x.record_id, 'i:' || v.ip_n AS k FROM ({sus}) x
+        JOIN _cb_vis v ON v.user_n = x.user_n WHERE v.ip_n IS NOT NULL"""
+
+
 def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
-    """Fill ``_cb_subject(record_id, subject_id)`` and ``_cb_subjects`` (one row per subject)."""
+    """Fill ``_cb_subject(record_id, subject_id)`` and ``_cb_subjects`` (one row per subject).
+
+    Two passes. First the records are grouped by the identifiers an actor owns (email, account,
+    burst, card and day). Then IP addresses join those groups, except an address whose groups
+    began far apart in time: a proxy or provider address used by different actors over months,
+    which would otherwise chain unrelated fraudsters into one subject.
+    """
     con.execute(f"CREATE OR REPLACE TEMP TABLE _cb_edges AS SELECT DISTINCT * FROM ({_edges_sql(policy)})")
+    _propagate_labels(con)
+    if "ip" in policy.link_on:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _cb_ip_edges AS
+            WITH e AS (SELECT DISTINCT * FROM ({_ip_edges_sql()})),
+                 grp AS (SELECT l.label, min(r.ts) AS first_ts FROM _cb_label l JOIN _cb_rec r USING (record_id)
+                         GROUP BY l.label),
+                 per_ip AS (SELECT e.k, max(g.first_ts) - min(g.first_ts) AS spread
+                            FROM e JOIN _cb_label l USING (record_id) JOIN grp g USING (label) GROUP BY e.k)
+            SELECT e.record_id, e.k FROM e JOIN per_ip USING (k)
+            WHERE per_ip.spread <= {float(policy.ip_hub_days) * 86400}
+            """
+        )
+        con.execute("INSERT INTO _cb_edges SELECT * FROM _cb_ip_edges")
+        con.execute("DROP TABLE IF EXISTS _cb_ip_edges")
+        _propagate_labels(con)
+    _subjects(con, policy)
+
+
+def _propagate_labels(con: duckdb.DuckDBPyConnection) -> None:
+    """Connected components of the suspected records over ``_cb_edges``, into ``_cb_label``."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _cb_label AS "
         "SELECT record_id, record_id AS label FROM _cb_score WHERE fraud_suspected"
@@ -87,6 +118,8 @@ def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
         raise OreError(f"corroborate: subject clustering did not settle in {MAX_ROUNDS} rounds")
     con.execute("DROP TABLE IF EXISTS _cb_label_next")
 
+
+def _subjects(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _cb_subject AS
