@@ -36,7 +36,8 @@ class Context:
     abbrev: dict[str, str]
     merchant: str
     merchant_variants: list[str]
-    shared_proxies: list[str]  # an ISP's proxy addresses (AOL's, geolocated to the US)
+    shared_proxies: list[str]  # an ISP's proxy addresses (AOL's), shared by all its members
+    proxy_country: dict[str, str]  # where each proxy is geolocated (AOL's: the US, or Britain)
     alerts: list[tuple[str, str, str]]  # issuers' reports made by buyers themselves (a lost card replaced)
     home_ips: dict[int, str]  # household -> its internet connection, shared by everyone at home
 
@@ -110,7 +111,7 @@ class Buyer:
     embossed: str  # the name on the card
     card_style: int
     phone: str
-    shared_proxy: bool  # connects through an ISP's shared proxies (AOL): many users, one IP, US geolocation
+    shared_proxy: bool  # connects through an ISP's shared proxies (AOL): many users per IP, often "US"
 
 
 def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) -> list[Row]:
@@ -236,7 +237,7 @@ def _genuine_row(
     r = rng.random()
     chargeback = float(sub["genuine_chargeback"])
     status = "chargeback" if r < chargeback else "refunded" if r < 0.003 + chargeback else "approved"
-    ip_country = "US" if b.shared_proxy else "GB"
+    ip_country = ctx.proxy_country[ip] if b.shared_proxy else "GB"
     if rng.random() < rates["genuine_abroad"]:
         ip_country = rng.choice(ABROAD)
         ip = ctx.ips.new(rng, ip_country)

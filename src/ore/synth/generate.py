@@ -103,6 +103,7 @@ def generate(
     timeline = settings["timeline"]
     pkg = settings["package"]
     ips = IPs(load_data("geography")["ip_blocks"])
+    proxies = [ips.new(prng[6], "AOL") for _ in range(40)]
     ctx = Context(
         pop=pop,
         geo=geo,
@@ -114,7 +115,8 @@ def generate(
         abbrev=settings["population"]["street_abbrev"],
         merchant=pkg["merchant"],
         merchant_variants=list(pkg["merchant_variants"]),
-        shared_proxies=[ips.new(prng[6], "AOL") for _ in range(24)],
+        shared_proxies=proxies,
+        proxy_country={ip: ("GB" if ip.startswith("195.93.") else "US") for ip in proxies},
         district_cum=np.cumsum(geo.weights).tolist(),
         alerts=[],
         home_ips={},
