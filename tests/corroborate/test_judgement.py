@@ -24,8 +24,9 @@ def carder(cards, ip="91.33.196.97", email="lol8039@inbox.example", day=10.0):
     out = []
     for i, (card, name) in enumerate(cards):
         t = day + i * 0.1
-        out.append(lead(f"{card}-d", card, name, days=t, ip=ip, email=email, username="lol8039", status="declined"))
-        out.append(lead(f"{card}-a", card, name, days=t + 0.01, ip=ip, email=email, username="lol8039"))
+        user = email.split("@")[0]
+        out.append(lead(f"{card}-d", card, name, days=t, ip=ip, email=email, username=user, status="declined"))
+        out.append(lead(f"{card}-a", card, name, days=t + 0.01, ip=ip, email=email, username=user))
     return out
 
 
