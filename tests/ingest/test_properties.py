@@ -22,8 +22,8 @@ from ore.errors import OreError
 from ore.ingest import ingest
 from ore.ingest.csvrows import read_csv
 
-FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MANY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CARDS = [card(n) for n in range(1, 6)]
 HEADER = ",".join(LEADS_HEADER).encode()
