@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ore.resolve.holdings import link_holdings, load_holdings, load_households
 from ore.resolve.leads import dedupe_leads, load_leads, tidy
@@ -82,8 +83,6 @@ def resolve(con: duckdb.DuckDBPyConnection, package_id: str, out_dir: Path | Non
         links = scon.sql("SELECT * FROM holding_link ORDER BY person_id, holding, ref").to_arrow_table()
     finally:
         scon.close()
-
-    import pyarrow as pa
 
     cols = list(zip(*persons)) if persons else [[] for _ in range(9)]
     persons_tbl = pa.table({

@@ -3,13 +3,18 @@
 Register, convictions, employment and open cases all record a person by name, date of
 birth and postcode (the register also by address), *as known then*: people move, and a
 holding has the formal name where a lead has a nickname. They are stacked into one
-table and linked to the persons' best-known values by one Splink model (section
-``holdings`` of ``settings.yaml``, the generic builder of ``ore.resolve.model``), trained
-without labels on this package's persons and the holdings: u by seeded random sampling,
-m by expectation maximisation. Blocking on date of birth lets a name and date of birth
-link across a move; blocking on a Soundex-like surname key within a postcode district
-lets a name and postcode link where the date of birth is missing; a name alone never
-reaches the threshold. Each link keeps its match probability and weight.
+table and linked, by one Splink model (section ``holdings`` of ``settings.yaml``, the
+generic builder of ``ore.resolve.model``), to every distinct way a person's records name
+them (``person_variant``: name, date of birth, postcode, address; a record's missing date
+of birth or bare initial filled from the person's best values), so an old address or one
+good spelling among typos can still meet the holding. The model is trained without
+labels on this package's persons and the holdings: u by seeded random sampling, m by
+expectation maximisation. Blocking on date of birth with a surname key or first initial
+lets a name and date of birth link across a move; blocking on the postcode lets a name
+and postcode link where the date of birth is missing; a name alone never reaches the
+threshold, and the settings' veto refuses a first name that disagrees outright without
+an agreeing date of birth (a relative at the same address). Each link keeps the best
+match probability and weight over the person's variants.
 
 Households hold only an address and a count of children: a person's best address is
 matched to them on the normalised address line and postcode (no model: there are no

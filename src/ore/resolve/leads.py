@@ -5,11 +5,16 @@ for the card) is the record's name, and the subscriber name as typed
 (``first_name``/``last_name``) stands in only where the card name is empty, because a
 fraudster using a stolen card types names unlike the cardholder's. Records are compared
 (``ore.resolve.model``, section ``leads`` of ``settings.yaml``) on that name, date of
-birth, billing postcode and address, the card token (one card's records name one
-cardholder) and the email or account name (a subscriber's login). A carder reuses one
-email across many stolen cards; names, postcodes and addresses that disagree outweigh
-that one shared login, so different cardholders are not merged on it. Pairs at or above
-the ``leads.threshold`` match probability are joined into persons by connected components.
+birth, billing postcode and address (as one "residence" comparison), the card token (one
+card's records name one cardholder) and the email (a subscriber's login; account names
+are not compared, since sites truncate them and namesakes share them).
+
+A carder reuses one email across many stolen cards, so email agreement never decides
+alone: the settings' veto scores 0 any pair on another card, with no address in the same
+postcode area and no agreeing date of birth, whatever the names and email say. Pairs at
+or above ``leads.threshold`` are joined by connected components; a resulting person whose
+records hold two dates of birth that disagree outright (two namesakes chained through
+records without one) is rebuilt from its strong links only (card, email, date of birth).
 
 Each person gets its best-known values: the most frequent full first name and surname,
 date of birth, and address with its postcode, over its records.

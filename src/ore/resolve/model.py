@@ -269,7 +269,7 @@ class ModelSpec:
             blocking_rules_to_generate_predictions=[block_on(*cols) for cols in self.blocking],
             probability_two_random_records_match=self.probability_two_random_records_match,
             retain_matching_columns=True,
-            retain_intermediate_calculation_columns=bool(self.extra.get("veto")),
+            retain_intermediate_calculation_columns=True,  # gamma_* for vetoes and conflict splits
             max_iterations=int(self.extra.get("max_iterations", 25)),
             em_convergence=1e-4,
         )
