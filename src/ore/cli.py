@@ -15,7 +15,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ore import __version__
 from ore.config import get_settings
@@ -75,7 +77,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OreError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -111,7 +113,7 @@ def _file_table(title: str, reports: list[Any]) -> Table:
     for col in ("file", "rows read", "accepted", "quarantined", "warnings"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for r in reports:
-        table.add_row(r.file, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.quarantined:,}", f"{r.warnings:,}")
+        table.add_row(Text(r.file), f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.quarantined:,}", f"{r.warnings:,}")
     return table
 
 
@@ -175,7 +177,7 @@ def quarantine(
     for col in ("file", "line", "record_id", "reason"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["file"], str(r["line"]), r["record_id"] or "", r["reason"])
+        table.add_row(*(Text(str(v)) for v in (r["file"], r["line"], r["record_id"] or "", r["reason"])))
     console.print(table)
 
 
