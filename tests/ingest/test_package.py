@@ -291,8 +291,6 @@ def test_quarantine_export_neutralises_spreadsheet_formulas(tmp_path):
     assert rows[0]["record_id"] == "'=HYPERLINK(\"http://x\")"
 
 
-@pytest.mark.xfail(reason="cli.py renders quarantine reasons as Rich markup: '[/]' in a value raises MarkupError "
-                          "(cli.py belongs to another engineer)", strict=False)
 def test_quarantine_listing_shows_markup_like_values_as_text(tmp_path):
     pkg = write_package(tmp_path / "pkg", [lead(1, amount="[/]"), lead(2, amount="[bold]x")])
     env = settings_env(tmp_path / "ws")
@@ -303,8 +301,6 @@ def test_quarantine_listing_shows_markup_like_values_as_text(tmp_path):
     assert "'[/]'" in result.output and "'[bold]x'" in result.output
 
 
-@pytest.mark.xfail(reason="cli.py prints error messages as Rich markup: a header '[/]' in the message raises "
-                          "MarkupError (cli.py belongs to another engineer)", strict=False)
 def test_rejection_message_quoting_markup_like_data_is_printed_as_text(tmp_path):
     pkg = write_package(tmp_path / "pkg", csv_text([lead(1)], header=[*LEADS_HEADER, "[/]", "[/]"]))
     result = CliRunner().invoke(app, ["ingest", str(pkg)], env=settings_env(tmp_path / "ws"))
