@@ -74,7 +74,7 @@ def build_db(
     ``persons`` maps record_id -> person_id; records not named are resolved by card.
     Visits default to one visit far from everything (so that the log covers the period) unless given.
     """
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 1})  # tiny tables: one thread is fastest
     create_schema(con)
     for i, row in enumerate(leads):
         cols = ["package_id", "line", *row]
