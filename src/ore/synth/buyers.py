@@ -172,7 +172,7 @@ def buyer_rows(ctx: Context, rng: random.Random, p: int, *, adult_only: bool) ->
         move_at = rng.randrange(1, months)
     # an order or two from another address (work, a partner's), never the latest
     elsewhere = rng.randrange(0, months - 1) if months > 1 and rng.random() < rates["alt_address"] else None
-    visit_rate = 0.0 if rng.random() < float(sub["never_visit"]) else rng.uniform(*sub["visits_per_month"])
+    visit_rate = 0.0 if rng.random() < rates["never_visit"] else rng.uniform(*sub["visits_per_month"])
     if adult_only:
         visit_rate *= 0.5
     rows: list[Row] = []

@@ -131,7 +131,7 @@ def generate(
             report("buyers", i, len(buyers))
     report("buyers", len(buyers), len(buyers))
     n_abuse = sum(1 for r in rows if r.category == "abuse")
-    share = float(settings["fraud"]["stolen_record_share"])
+    share = settings.rates["stolen_share"]
     target = max(1, round(n_abuse * share / (1 - share)))
     fraud = commit_fraud(
         ctx,
@@ -250,6 +250,8 @@ def check_arguments(people: int, subscribers: int, difficulty: str = "standard",
     n_adult = round(subscribers * float(settings["subscribers"]["adult_only_per_subscriber"]))
     if subscribers < 1:
         raise ValueError("subscribers must be at least 1")
+    if settings.rates["stolen_share"] > 0.9:
+        raise ValueError("stolen_share above 0.9 leaves too few genuine records to steal around")
     need = 2 * (subscribers + n_adult) + int(subscribers * 0.5) + 200
     if people < need:
         raise ValueError(
