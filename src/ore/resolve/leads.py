@@ -46,7 +46,11 @@ def load_leads(con: duckdb.DuckDBPyConnection, scon: duckdb.DuckDBPyConnection, 
         """SELECT record_id AS unique_id, cardholder_name, first_name AS typed_first, last_name AS typed_last,
                   date_of_birth, address_line1, town, postcode, card_token,
                   nullif(lower(trim(email)), '') AS email, nullif(lower(trim(username)), '') AS username
-           FROM leads WHERE package_id = $pid ORDER BY record_id""",
+           FROM leads WHERE package_id = $pid
+           -- ingest keeps record ids unique; should a table ever hold a repeat, the first line
+           -- stands (Splink needs unique ids, and two records under one id would chain people)
+           QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY line) = 1
+           ORDER BY record_id""",
         params={"pid": package_id},
     ).to_arrow_table()
     scon.register("_ore_lead_arrow", arrow)
