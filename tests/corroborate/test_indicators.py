@@ -261,11 +261,23 @@ def test_long_use():
     assert fires("long_use", leads) == {f"R{i}" for i in range(7)}
 
 
-def test_shared_ip_not_a_providers_proxy():
-    ip = "152.163.1.1"  # many long-standing subscribers behind one address
-    leads = [lead(f"R{k}{i}", f"c{k}", n, ip=ip, days=30 * i)
-             for k, n in enumerate(["Ann Lee", "Bob Hart", "Cy Moss"]) for i in range(5)]
+def test_shared_ip_not_people_months_apart():
+    ip = "81.1.1.1"  # one address, a new person every few months (a provider reassigning it)
+    leads = [lead(f"R{k}", f"c{k}", n, ip=ip, days=90 * k)
+             for k, n in enumerate(["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford"])]
     assert fires("shared_ip", leads) == set()
+
+
+def test_shared_ip_not_a_rotating_proxy():
+    # AOL-like: every order and visit through one of a few addresses of the provider's network
+    names = ["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford", "Eve Gray", "Fay Hill", "Gus Ives", "Hal Jones",
+             "Ivy King", "Jo Long", "Kit Marsh"]
+    leads, visits = [], []
+    for k, n in enumerate(names):
+        user = (n[0] + n.split()[1]).lower()
+        leads += [lead(f"R{k}-{i}", f"c{k}", n, ip=f"152.163.0.{(k + i) % 4}", days=i * 30 + k) for i in range(2)]
+        visits += [visit(user, f"152.163.0.{(k + i) % 4}", days=i * 30 + k + 1) for i in range(3)]
+    assert fires("shared_ip", leads, visits) == set()
 
 
 def test_purchase_ip_consistent():

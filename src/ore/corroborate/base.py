@@ -10,7 +10,7 @@ import duckdb
 
 from ore.errors import OreError
 
-WORK_TABLES = ("_cb_rec", "_cb_vis", "_cb_names", "_cb_alerts")
+WORK_TABLES = ("_cb_rec", "_cb_vis", "_cb_names", "_cb_alerts", "_cb_rotating")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -45,7 +45,9 @@ def _from_name(stem: str) -> str:
                                                    jaro_winkler_similarity({stem}, tlast)) >= 0.85))"""
 
 
-def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int) -> None:
+def build(
+    con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int, rotating_min_ips: float = 4
+) -> None:
     for name in ("leads", "resolved_records"):
         if not table_exists(con, name):
             stage = "ingest the package" if name == "leads" else "run resolve for the package"
@@ -159,6 +161,25 @@ def build(con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int
         )
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _cb_alerts (card_token VARCHAR, reported_on DATE, alert_type VARCHAR)")
+    # Networks of rotating proxies (in 2002, AOL's): each account there uses many addresses of the
+    # network, for orders and visits alike, so one address is shared by many people who have
+    # nothing to do with each other. Such addresses say nothing about who is behind an order.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _cb_rotating AS
+        WITH u AS (SELECT user_n, ip_net, ip_n FROM _cb_rec WHERE user_n IS NOT NULL AND ip_n IS NOT NULL
+                   UNION
+                   SELECT user_n, ip_net, ip_n FROM _cb_vis WHERE ip_n IS NOT NULL),
+             a AS (SELECT ip_net, user_n, count(DISTINCT ip_n) AS k FROM u GROUP BY ALL),
+             i AS (SELECT ip_net, ip_n, count(DISTINCT user_n) AS k FROM u GROUP BY ALL),
+             ai AS (SELECT ip_net, count(*) AS accounts, median(k) AS ips_per_account FROM a GROUP BY ip_net),
+             ia AS (SELECT ip_net, median(k) AS accounts_per_ip FROM i GROUP BY ip_net)
+        -- many accounts, each using several of the network's addresses, each address used by
+        -- several accounts: a fraudster's few proxies serve few accounts, or one address each
+        SELECT ip_net FROM ai JOIN ia USING (ip_net)
+        WHERE accounts >= 10 AND ips_per_account >= {float(rotating_min_ips)} AND accounts_per_ip >= 3
+        """
+    )
     # How well the typed surname matches any token of the cardholder name (an initial matches its
     # letter; one typing error matches; otherwise Jaro-Winkler). Records without both names get no row.
     con.execute(

@@ -87,22 +87,47 @@ def _declines(p: dict[str, Any]) -> str:
 def _sources(where: str = "") -> str:
     """Each record's sources (IP, email, account) as labelled strings."""
     return f"""
-        SELECT record_id, person_key, card_token, sname, status, 'IP ' || ip_n AS source
-        FROM _cb_rec WHERE ip_n IS NOT NULL {where}
+        SELECT record_id, person_key, card_token, sname, status, ts, 'IP ' || ip_n AS source
+        FROM _cb_rec WHERE ip_n IS NOT NULL AND ip_net NOT IN (SELECT ip_net FROM _cb_rotating) {where}
         UNION ALL
-        SELECT record_id, person_key, card_token, sname, status, 'email ' || email_n
+        SELECT record_id, person_key, card_token, sname, status, ts, 'email ' || email_n
         FROM _cb_rec WHERE email_n IS NOT NULL {where}
         UNION ALL
-        SELECT record_id, person_key, card_token, sname, status, 'account ' || user_n
+        SELECT record_id, person_key, card_token, sname, status, ts, 'account ' || user_n
         FROM _cb_rec WHERE user_n IS NOT NULL {where}"""
+
+
+def _at_once(uses: str, key: str, days: float) -> str:
+    """Per ``key``, the most different people who began using it within ``days`` of each other.
+
+    ``uses`` has columns key, person_key, sname, ts. A fraudster's address or account serves
+    many people's cards in one campaign; a large provider's proxy (in 2002, AOL's) serves many
+    people too, but one now and another months later. People are counted as the least of
+    persons and surname keys, each at its first use.
+    """
+    w = float(days) * 86400
+    return f"""
+        fp AS (SELECT {key}, person_key, min(ts) AS t0 FROM ({uses}) GROUP BY ALL),
+        fs AS (SELECT {key}, sname, min(ts) AS t0 FROM ({uses}) WHERE sname IS NOT NULL GROUP BY ALL),
+        wp AS (SELECT {key}, max(c) AS np FROM (
+                   SELECT {key}, count(*) OVER (PARTITION BY {key} ORDER BY t0
+                                                RANGE BETWEEN CURRENT ROW AND {w} FOLLOWING) AS c FROM fp)
+               GROUP BY ALL),
+        ws AS (SELECT {key}, max(c) AS ns FROM (
+                   SELECT {key}, count(*) OVER (PARTITION BY {key} ORDER BY t0
+                                                RANGE BETWEEN CURRENT ROW AND {w} FOLLOWING) AS c FROM fs)
+               GROUP BY ALL),
+        people AS (SELECT wp.{key}, least(wp.np, coalesce(ws.ns, 0)) AS n FROM wp LEFT JOIN ws USING ({key}))"""
 
 
 def _card_testing(p: dict[str, Any]) -> str:
     return f"""
     WITH src AS ({_sources()}),
-         g AS (SELECT source, {PEOPLE} AS n FROM src WHERE status = 'declined'
-               GROUP BY source HAVING {PEOPLE} >= {p['threshold']})
-    SELECT src.record_id, first(g.source ORDER BY g.n DESC, g.source) AS source, max(g.n) AS n
+         {_at_once("SELECT source, person_key, sname, ts FROM src WHERE status = 'declined'", "source",
+                   p['window_days'])},
+         g AS (SELECT source, n FROM people WHERE n >= {p['threshold']})
+    SELECT src.record_id, first(g.source ORDER BY g.n DESC, g.source) AS source, max(g.n) AS n,
+           {p['window_days']:g} AS days
     FROM src JOIN g USING (source) GROUP BY src.record_id"""
 
 
@@ -174,22 +199,16 @@ def _shared_ip(p: dict[str, Any]) -> str:
                   HAVING count(DISTINCT person_key) = 1),
          -- visits count for an account only where one person used it: the log names accounts,
          -- not people, and two people of one name may share an account name
-         vacct AS (SELECT DISTINCT user_n, ip_n FROM _cb_vis JOIN solo USING (user_n) WHERE ip_n IS NOT NULL),
-         rip AS (SELECT record_id, ip_n AS ip FROM _cb_rec WHERE ip_n IS NOT NULL
+         vacct AS (SELECT DISTINCT user_n, ip_n FROM _cb_vis JOIN solo USING (user_n)
+                   WHERE ip_n IS NOT NULL AND ip_net NOT IN (SELECT ip_net FROM _cb_rotating)),
+         rip AS (SELECT record_id, ip_n AS ip FROM _cb_rec
+                 WHERE ip_n IS NOT NULL AND ip_net NOT IN (SELECT ip_net FROM _cb_rotating)
                  UNION
                  SELECT r.record_id, v.ip_n FROM _cb_rec r JOIN vacct v ON v.user_n = r.user_n),
-         months AS (SELECT thread, count(DISTINCT date_trunc('month', day)) AS m FROM _cb_rec
-                    WHERE status = 'approved' GROUP BY thread),
-         uses AS (SELECT rip.ip, r.person_key, r.card_token, r.sname,
-                         coalesce(months.m, 0) >= {int(p['settled_months'])} AS settled
-                  FROM rip JOIN _cb_rec r USING (record_id) LEFT JOIN months USING (thread)),
-         -- an address where most of the people have subscribed for months is a provider's shared
-         -- address (a proxy of a large ISP), not a fraudster's
-         g AS (SELECT ip, {PEOPLE} AS n FROM uses GROUP BY ip
-               HAVING {PEOPLE} >= {p['threshold']}
-                  AND count(DISTINCT person_key) FILTER (WHERE settled)
-                      < {float(p['max_settled_share'])} * count(DISTINCT person_key))
-    SELECT rip.record_id, first(g.ip ORDER BY g.n DESC, g.ip) AS ip, max(g.n) AS n
+         uses AS (SELECT rip.ip, r.person_key, r.sname, r.ts FROM rip JOIN _cb_rec r USING (record_id)),
+         {_at_once("SELECT * FROM uses", "ip", p['window_days'])},
+         g AS (SELECT ip, n FROM people WHERE n >= {p['threshold']})
+    SELECT rip.record_id, first(g.ip ORDER BY g.n DESC, g.ip) AS ip, max(g.n) AS n, {p['window_days']:g} AS days
     FROM rip JOIN g USING (ip) GROUP BY rip.record_id"""
 
 
@@ -292,7 +311,8 @@ SPECS: dict[str, Spec] = {
         ("n", "paid"), _repeated_chargebacks, {"min_share": (0, 0.25)}, counted=True, default_count=2
     ),
     "declines_before_approval": Spec(("n", "hours"), _declines, {"window_hours": (0, 24)}, counted=True),
-    "card_testing": Spec(("source", "n"), _card_testing, counted=True, default_count=3),
+    "card_testing": Spec(("source", "n", "days"), _card_testing, {"window_days": (1, 30)}, counted=True,
+                         default_count=3),
     "ip_country_mismatch": Spec(("ip_country", "country"), _ip_country),
     "thread_abroad": Spec(
         ("n", "located", "ip_country"), _thread_abroad, {"min_share": (0, 0.5)}, counted=True, default_count=2
@@ -303,7 +323,7 @@ SPECS: dict[str, Spec] = {
     "shared_account": Spec(("username", "n"), _shared("user_n", "username", "user_from_name"), counted=True, default_count=3),
     "account_pattern": Spec(("stem", "n"), _account_pattern, counted=True, default_count=4),
     "shared_ip": Spec(
-        ("ip", "n"), _shared_ip, {"settled_months": (1, 4), "max_settled_share": (0, 0.5)}, counted=True,
+        ("ip", "n", "days"), _shared_ip, {"window_days": (1, 30)}, counted=True,
         default_count=3,
     ),
     "name_unlike_cardholder": Spec(

@@ -60,6 +60,7 @@ class Policy:
     prior_log_odds: float
     fraud_threshold: float
     ip_prefix_octets: int
+    rotating_proxy_min_ips: float
     indicators: dict[str, Indicator]
     fraud_share_above: float
     max_corroborated_clean_records: int
@@ -256,8 +257,8 @@ def _indicator(code: str, raw: Any) -> Indicator:
 
 def parse_policy(raw: Any, source: str = "default") -> Policy:
     raw = _map(raw, "the top level")
-    _unknown(raw, {"version", "prior_log_odds", "fraud_threshold", "ip_prefix_octets", "indicators", "persons",
-                   "subjects"}, "")
+    _unknown(raw, {"version", "prior_log_odds", "fraud_threshold", "ip_prefix_octets", "rotating_proxy_min_ips",
+                   "indicators", "persons", "subjects"}, "")
     if raw.get("version") != 1:
         raise PolicyError(f"policy: version must be 1, not {raw.get('version')!r}")
     prior = _num(raw, "prior_log_odds", "", -20, 20)
@@ -290,6 +291,7 @@ def parse_policy(raw: Any, source: str = "default") -> Policy:
         prior_log_odds=prior,
         fraud_threshold=threshold,
         ip_prefix_octets=octets,
+        rotating_proxy_min_ips=_num(raw, "rotating_proxy_min_ips", "", 2),
         indicators=indicators,
         fraud_share_above=_num(lv, "fraud_share_above", "persons.likely_victim.", 0, 1),
         max_corroborated_clean_records=_int(lv, "max_corroborated_clean_records", "persons.likely_victim.", 0),

@@ -96,7 +96,7 @@ def corroborate(
     """Judge every record of ``package_id`` and every person it was resolved to; write the outputs."""
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     try:
-        base.build(con, package_id, pol.ip_prefix_octets)
+        base.build(con, package_id, pol.ip_prefix_octets, pol.rotating_proxy_min_ips)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _cb_fired (record_id VARCHAR, code VARCHAR, grp VARCHAR, side VARCHAR, "
             "weight DOUBLE, sentence VARCHAR)"

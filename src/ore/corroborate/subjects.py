@@ -53,10 +53,12 @@ def _edges_sql(policy: Policy) -> str:
 def _ip_edges_sql() -> str:
     sus = "SELECT r.* FROM _cb_rec r JOIN _cb_score s USING (record_id) WHERE s.fraud_suspected"
     return f"""
-        SELECT record_id, 'i:' || ip_n AS k FROM ({sus}) WHERE ip_n IS NOT NULL
+        SELECT record_id, 'i:' || ip_n AS k FROM ({sus})
+        WHERE ip_n IS NOT NULL AND ip_net NOT IN (SELECT ip_net FROM _cb_rotating)
         UNION
         SELECT DISTINCT x.record_id, 'i:' || v.ip_n AS k FROM ({sus}) x
-        JOIN _cb_vis v ON v.user_n = x.user_n WHERE v.ip_n IS NOT NULL"""
+        JOIN _cb_vis v ON v.user_n = x.user_n
+        WHERE v.ip_n IS NOT NULL AND v.ip_net NOT IN (SELECT ip_net FROM _cb_rotating)"""
 
 
 def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
