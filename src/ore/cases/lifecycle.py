@@ -1,0 +1,313 @@
+"""The lifecycle of a case: which step may follow which, the rules that refuse a step, and
+what each step changes (milestone time, s.38 category, deadline).
+
+The table below *is* the lifecycle: the CLI, the tests and the docs read it. A step
+is recorded only if every rule allows it; a refusal names the rule and its sentence,
+so the person refused knows what would make it allowed. Every step records who
+(``actor``, a user name until issue 5 brings authenticated users), when (UTC) and why.
+
+Why these rules: the original operation disseminated unconfirmed bands and arrested
+people whose only link was a stolen card. A band is advisory until a supervisor
+confirms it; an arrest on evidence grade C (indicators of card fraud) needs a
+supervisor's named override and reason; a wrongly identified person can be
+eliminated at any point before conviction, and becomes a victim (Data Protection Act
+2018 s.38 category) rather than a suspect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from ore.errors import OreError
+from ore.store.models import Case, Transition
+
+# --- the table ---------------------------------------------------------------------------
+
+BANDS = ("P1", "P2", "P3", "P4", "none")
+ACTIONABLE_BANDS = ("P1", "P2", "P3", "P4")
+S38_CATEGORIES = ("suspect", "victim", "witness", "convicted")
+
+# Grounds for elimination and the s.38 category each leaves the person in.
+ELIMINATION_GROUNDS: dict[str, str] = {
+    "card_fraud_victim": "victim",  # someone else used their card: the Ore failure
+    "identity_misused": "victim",  # their name or address was used without the card being theirs
+    "witness": "witness",  # not the subscriber, but holds information (e.g. a household member)
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """What reaching a status means: the milestone column it stamps and the rules it must pass."""
+
+    sentence: str
+    milestone: str | None = None  # column of ``cases`` set to the step's time (first time only)
+    rules: tuple[str, ...] = ()
+    first_action: bool = False  # stops the deadline clock (an action on the lead after dissemination)
+    category: str | None = None  # s.38 category the step sets (eliminated: from its ground)
+
+
+STEPS: dict[str, Step] = {
+    "identified": Step("Named by a committed triage."),
+    "triaged": Step("A supervisor confirmed or changed the recommended band.", "triaged_at", ("band_given",)),
+    "disseminated": Step(
+        "Sent to the force that holds the person's address.", "disseminated_at",
+        ("band_confirmed", "band_actionable", "force_named"),
+    ),
+    "accepted": Step("The force accepted the case.", "accepted_at"),
+    "under_investigation": Step("The force is investigating.", "investigation_at"),
+    "arrested": Step("Arrested.", "arrested_at", ("grade_c_arrest",), first_action=True),
+    "interviewed": Step("Interviewed (under caution or voluntarily).", "interviewed_at", first_action=True),
+    "charged": Step("Charged.", "charged_at"),
+    "cautioned": Step("Cautioned.", "cautioned_at"),
+    "no_further_action": Step("No further action.", "nfa_at", first_action=True),
+    "released": Step("Released (on bail or under investigation) pending a decision.", "released_at"),
+    "convicted": Step("Convicted.", "convicted_at", category="convicted"),
+    "acquitted": Step("Acquitted.", "acquitted_at"),
+    "eliminated": Step(
+        "Eliminated: wrongly identified (e.g. the victim of card fraud).", "eliminated_at",
+        ("ground_given",), first_action=True,
+    ),
+}
+
+_OUTCOMES = ("charged", "cautioned", "no_further_action", "released", "eliminated")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "identified": ("triaged", "eliminated"),
+    "triaged": ("triaged", "disseminated", "eliminated"),  # triaged again: the band changed again
+    "disseminated": ("accepted", "eliminated"),
+    "accepted": ("under_investigation", "eliminated"),
+    "under_investigation": ("arrested", "interviewed", "no_further_action", "eliminated"),
+    "arrested": ("interviewed", *_OUTCOMES),
+    "interviewed": _OUTCOMES,
+    "released": ("charged", "cautioned", "no_further_action", "eliminated"),
+    "charged": ("convicted", "acquitted", "eliminated"),
+    "cautioned": ("eliminated",),
+    "no_further_action": ("eliminated",),
+    "acquitted": ("eliminated",),
+    "convicted": (),  # final: elimination is possible only before conviction
+    "eliminated": (),
+}
+STATES = tuple(STEPS)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named rule with the sentence a refused user reads."""
+
+    code: str
+    sentence: str
+
+
+RULES: dict[str, Rule] = {r.code: r for r in (
+    Rule("sealed", "A sealed person accepts no transition but unsealing."),
+    Rule("legal_transition", "The lifecycle allows only the steps in its table; from {status} a case may go to: "
+                             "{allowed}."),
+    Rule("actor_named", "Every step records who took it: give the user's name."),
+    Rule("reason_given", "Every step records why: give a reason."),
+    Rule("time_order", "A step cannot be recorded before the case's previous step ({last})."),
+    Rule("band_given", "Triage records the band the supervisor confirms or sets: give one of P1, P2, P3, P4, none."),
+    Rule("band_confirmed", "An unconfirmed band cannot be disseminated: a supervisor must confirm or change the "
+                           "band first (the recommendation changed since it was confirmed, or was never confirmed)."),
+    Rule("band_actionable", "A person banded none is not to be actioned as a suspect: a supervisor must set a band "
+                            "P1-P4 first, or eliminate them."),
+    Rule("force_named", "Dissemination names the receiving force: give a force code, or allocate the person to a "
+                        "force by postcode."),
+    Rule("grade_c_arrest", "An arrest cannot be recorded on evidence grade C (indicators of card fraud contradict "
+                           "the person's own use) without a supervisor's override and reason."),
+    Rule("ground_given", "Elimination names its ground: one of " + ", ".join(ELIMINATION_GROUNDS) + "."),
+    Rule("is_sealed", "Only a sealed person can be unsealed."),
+    Rule("not_sealed", "The person is already sealed."),
+)}
+
+
+class TransitionRefused(OreError):
+    """A step a rule forbids; ``rule`` is its name, the message its sentence."""
+
+    def __init__(self, rule: str, person: str = "", **fmt: Any) -> None:
+        self.rule = rule
+        sentence = RULES[rule].sentence.format(**fmt)
+        who = f"{person}: " if person else ""
+        super().__init__(f"{who}refused by rule {rule}: {sentence}")
+
+
+def authorise(actor: str, action: str, case: Case) -> None:
+    """Seam for issue 5: check that ``actor`` holds a role allowed to take ``action`` on ``case``.
+
+    Until users and roles exist, an actor is a name and every named actor is allowed;
+    the rules above still apply to everyone.
+    """
+
+
+# --- requests and their application ----------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One step asked for: the status to reach, who asks, why, and what the step needs."""
+
+    to: str
+    by: str
+    reason: str
+    at: datetime | None = None
+    band: str | None = None  # triaged: the band confirmed or set
+    force: str | None = None  # disseminated: the receiving force (default: the person's allocated force)
+    override_by: str | None = None  # a supervisor allowing what a rule would refuse (grade C arrest)
+    override_reason: str | None = None
+    ground: str | None = None  # eliminated: one of ELIMINATION_GROUNDS
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _default_deadlines() -> dict[str, timedelta]:
+    from ore.cases.deadlines import policy_deadlines
+
+    return policy_deadlines()
+
+
+def _aware(at: datetime | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def check(case: Case, req: Request, at: datetime) -> str | None:
+    """Refuse ``req`` with the first rule that forbids it; return the rule overridden, if any."""
+    ref = case.person.person_ref if case.person is not None else f"case {case.id}"
+    if case.sealed:
+        raise TransitionRefused("sealed", ref)
+    if not (req.by or "").strip():
+        raise TransitionRefused("actor_named", ref)
+    if not (req.reason or "").strip():
+        raise TransitionRefused("reason_given", ref)
+    allowed = TRANSITIONS.get(case.status, ())
+    if req.to not in allowed:
+        raise TransitionRefused("legal_transition", ref, status=case.status,
+                                allowed=", ".join(allowed) or "nothing (final)")
+    if case.event_count and at < case.updated_at:
+        raise TransitionRefused("time_order", ref, last=case.updated_at.isoformat(timespec="seconds"))
+    overridden = None
+    for rule in STEPS[req.to].rules:
+        if rule == "band_given" and req.band not in BANDS:
+            raise TransitionRefused(rule, ref)
+        if rule == "band_confirmed" and not (case.band_confirmed and case.band):
+            raise TransitionRefused(rule, ref)
+        if rule == "band_actionable" and case.band not in ACTIONABLE_BANDS:
+            raise TransitionRefused(rule, ref)
+        if rule == "force_named" and not (req.force or case.person.force_code):
+            raise TransitionRefused(rule, ref)
+        if rule == "grade_c_arrest" and case.person.evidence_grade == "C":
+            if not ((req.override_by or "").strip() and (req.override_reason or "").strip()):
+                raise TransitionRefused(rule, ref)
+            overridden = rule
+        if rule == "ground_given" and (req.ground or "card_fraud_victim") not in ELIMINATION_GROUNDS:
+            raise TransitionRefused(rule, ref)
+    return overridden
+
+
+def _apply(case: Case, req: Request, at: datetime, overridden: str | None,
+           deadlines: Mapping[str, timedelta]) -> dict[str, Any]:
+    """Change ``case`` in memory for an allowed step; return the transition row to insert."""
+    step = STEPS[req.to]
+    before_status, before_category = case.status, case.s38_category
+    case.status = req.to
+    if step.milestone and getattr(case, step.milestone) is None:
+        setattr(case, step.milestone, at)
+    if step.first_action and case.disseminated_at is not None and case.first_action_at is None:
+        case.first_action_at = at
+    force = None
+    if req.to == "triaged":
+        case.band = req.band
+        case.band_confirmed = True
+    elif req.to == "disseminated":
+        force = req.force or case.person.force_code
+        case.force_code = force
+        case.disseminated_at = at  # a re-dissemination restarts the clock
+        case.due_at = at + deadlines[case.band] if case.band in deadlines else None
+    elif req.to == "eliminated":
+        ground = req.ground or "card_fraud_victim"
+        case.elimination_ground = ground
+        case.s38_category = ELIMINATION_GROUNDS[ground]
+    if step.category:
+        case.s38_category = step.category
+    case.event_count += 1
+    case.updated_at = at
+    return {
+        "case_id": case.id, "seq": case.event_count, "action": "transition", "from_status": before_status,
+        "to_status": req.to, "actor": req.by.strip(), "at": at, "reason": req.reason.strip(),
+        "band": req.band if req.to == "triaged" else None, "force_code": force,
+        "override_by": req.override_by if overridden else None,
+        "override_reason": req.override_reason if overridden else None, "overridden_rule": overridden,
+        "category_before": before_category, "category_after": case.s38_category,
+    }
+
+
+def transition_many(
+    session: Session, steps: Iterable[tuple[Case, Request]], *, deadlines: Mapping[str, timedelta] | None = None,
+) -> int:
+    """Take many steps in one unit of work (bulk: one insert of transitions, one flush of cases).
+
+    Steps are checked and applied in order, so one case may take several. The first
+    refusal raises and nothing of this call is kept once the session rolls back.
+    """
+    dl = deadlines if deadlines is not None else _default_deadlines()
+    rows: list[dict[str, Any]] = []
+    for case, req in steps:
+        at = _aware(req.at)
+        authorise(req.by, req.to, case)
+        overridden = check(case, req, at)
+        rows.append(_apply(case, req, at, overridden, dl))
+    session.flush()  # the cases' UPDATEs, each checked against its version
+    if rows:
+        session.execute(insert(Transition), rows)
+    return len(rows)
+
+
+def transition(session: Session, case: Case, to: str, *, by: str, reason: str, at: datetime | None = None,
+               deadlines: Mapping[str, timedelta] | None = None, **kw: Any) -> None:
+    """Take one step (see ``Request`` for the options each step needs)."""
+    transition_many(session, [(case, Request(to=to, by=by, reason=reason, at=at, **kw))], deadlines=deadlines)
+
+
+def _seal_step(session: Session, case: Case, *, seal: bool, by: str, reason: str, at: datetime | None) -> None:
+    ref = case.person.person_ref
+    when = _aware(at)
+    if seal and case.sealed:
+        raise TransitionRefused("not_sealed", ref)
+    if not seal and not case.sealed:
+        raise TransitionRefused("is_sealed", ref)
+    if not (by or "").strip():
+        raise TransitionRefused("actor_named", ref)
+    if not (reason or "").strip():
+        raise TransitionRefused("reason_given", ref)
+    authorise(by, "seal" if seal else "unseal", case)
+    case.sealed = seal
+    case.event_count += 1
+    case.updated_at = max(when, case.updated_at)
+    session.flush()
+    session.execute(insert(Transition), [{
+        "case_id": case.id, "seq": case.event_count, "action": "seal" if seal else "unseal",
+        "from_status": case.status, "to_status": case.status, "actor": by.strip(), "at": when,
+        "reason": reason.strip(), "category_before": case.s38_category, "category_after": case.s38_category,
+    }])
+
+
+def seal(session: Session, case: Case, *, by: str, reason: str, at: datetime | None = None) -> None:
+    """Seal a person: no step is accepted until they are unsealed (issue 5 adds who may see them)."""
+    _seal_step(session, case, seal=True, by=by, reason=reason, at=at)
+
+
+def unseal(session: Session, case: Case, *, by: str, reason: str, at: datetime | None = None) -> None:
+    _seal_step(session, case, seal=False, by=by, reason=reason, at=at)
+
+
+def legal_category(case: Case) -> bool:
+    """The s.38 category the lifecycle implies for the case's status (used by tests and checks)."""
+    if case.status == "convicted":
+        return case.s38_category == "convicted"
+    if case.status == "eliminated":
+        return case.s38_category == ELIMINATION_GROUNDS.get(case.elimination_ground or "", "?")
+    return case.s38_category == "suspect"

@@ -1,0 +1,23 @@
+"""Store: the transactional case store (SQLAlchemy 2 models, Alembic migrations).
+
+SQLite inside the workspace by default; PostgreSQL where ``ORE_DATABASE_URL`` names
+one. Everything that changes a case goes through a ``Store.session()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ore.store.engine import CaseConflict, Store, current_revision, head_revision, migrate, open_store
+
+if TYPE_CHECKING:
+    from ore.workspace import Workspace
+
+
+def store_for(ws: Workspace) -> Store:
+    """The case store of a workspace, migrated (under the workspace lock) on first use."""
+    with ws.lock("case store migration"):
+        return open_store(ws.database_url)
+
+
+__all__ = ["CaseConflict", "Store", "current_revision", "head_revision", "migrate", "open_store", "store_for"]
