@@ -34,6 +34,11 @@ app = typer.Typer(
 reference_app = typer.Typer(help="Reference holdings: register, convictions, employment, households, ...",
                             no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
+cases_app = typer.Typer(help="Cases: import a triage, move people through the lifecycle, deadlines, safeguarding.",
+                        no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+report_app = typer.Typer(help="Reports over the case store: the funnel.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -238,6 +243,9 @@ def triage(
     ] = None,
     mapping: Annotated[Path | None, typer.Option("--mapping", "-m", help="YAML column mapping for a foreign export.")] = None,
     package_id: Annotated[str | None, typer.Option("--package-id", help="Package id for a bare export.")] = None,
+    commit: Annotated[
+        bool, typer.Option("--commit", help="Then import the run into the case store (as ore cases import OUTDIR).")
+    ] = False,
 ) -> None:
     """Resolve, corroborate, prioritise and allocate a package; write the triage output and report."""
     from ore.pipeline import triage as run_triage
@@ -256,6 +264,8 @@ def triage(
     console.print(f"Allocated to a force: {alloc.get('allocated', 0):,}; unallocated queue: {alloc.get('unallocated', 0):,}")
     console.print("Stage times (s): " + ", ".join(f"{k} {v}" for k, v in summary.seconds.items()))
     console.print(f"Output written to [bold]{out}[/] (records.csv, persons.csv, quarantine.csv, report.html).")
+    if commit:
+        _commit_triage(ws, out, summary.package_id, _current_user())
 
 
 @app.command()
@@ -359,6 +369,354 @@ def synth(
         table.add_row(label, f"{value:,}")
     console.print(table)
     console.print(f"Written to {outdir} in {summary.seconds:.1f} s: package/, reference/, truth/")
+
+
+# --- cases and reports (issue 4) ---------------------------------------------------------------
+
+
+def _current_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container): still record something true
+        return "unknown"
+
+
+def _store() -> Any:
+    from ore.store import store_for
+
+    return store_for(_workspace())
+
+
+def _commit_triage(ws: Workspace, out: Path, package_id: str | None, by: str) -> None:
+    from ore.cases import import_triage
+    from ore.store import store_for
+
+    result = import_triage(store_for(ws), ws, out, package_id=package_id, actor=by)
+    counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.as_dict()["counts"].items())
+    if result.status == "unchanged":
+        console.print(Text(f"Case store: {result.package_id} already holds this triage; nothing changed."))
+    else:
+        console.print(Text(f"Case store: {result.package_id} {result.status} ({counts})."))
+
+
+def _when(value: str | None) -> Any:
+    """An ISO time given on the command line (UTC unless it names a zone), or None for now."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise OreError(f"--at {value!r} is not an ISO time such as 2004-04-01T09:30") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _day(value: str | None, option: str) -> Any:
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise OreError(f"{option} {value!r} is not a date such as 2004-04-01") from None
+
+
+def _t(value: Any) -> Text:
+    if value is None:
+        return Text("")
+    if hasattr(value, "isoformat"):
+        return Text(value.isoformat(timespec="minutes") if hasattr(value, "hour") else value.isoformat())
+    return Text(str(value))
+
+
+@cases_app.command("import")
+@user_errors
+def cases_import(
+    outdir: Annotated[Path, typer.Argument(help="Triage output directory (records.csv, persons.csv).")],
+    package_id: Annotated[
+        str | None, typer.Option("--package-id", help="The package, where the OUTDIR's records match several.")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who commits the run [default: the login name].")] = None,
+) -> None:
+    """Commit a triage run to the case store; re-importing changes nothing, a re-triage updates with history."""
+    _commit_triage(_workspace(), outdir, package_id, by or _current_user())
+
+
+@cases_app.command("list")
+@user_errors
+def cases_list(
+    band: Annotated[str | None, typer.Option("--band", help="P1..P4 or none (confirmed band, else recommended).")] = None,
+    force: Annotated[str | None, typer.Option("--force", help="Force code (disseminated to, else allocated).")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Lifecycle status, e.g. disseminated.")] = None,
+    package: Annotated[str | None, typer.Option("--package", help="Only this package.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 200,
+) -> None:
+    """List cases with their band, force, status and s.38 category."""
+    from ore.cases import STATES, list_cases
+
+    if status is not None and status not in STATES:
+        raise OreError(f"--status {status!r} is not a status; one of: {', '.join(STATES)}")
+    with _store().session() as s:
+        cases = list_cases(s, band=band, force=force, status=status, package=package, limit=limit + 1)
+        table = Table(title=f"{min(len(cases), limit):,} case(s)" + (" (more: raise --limit)" if len(cases) > limit else ""))
+        for col in ("person", "package", "name", "band", "confirmed", "force", "status", "s.38", "grade", "due"):
+            table.add_column(col)
+        for c in cases[:limit]:
+            p = c.person
+            table.add_row(*(_t(v) for v in (
+                p.person_ref, p.package.package_ref, p.display_name, c.band or c.recommended_band,
+                "yes" if c.band_confirmed else "no", c.force_code or p.force_code, c.status + (" (sealed)" if c.sealed else ""),
+                c.s38_category, p.evidence_grade, c.due_at)))
+    console.print(table)
+
+
+@cases_app.command("show")
+@user_errors
+def cases_show(
+    person: Annotated[str, typer.Argument(help="Person reference from the triage, e.g. PER000123.")],
+    package: Annotated[str | None, typer.Option("--package", help="The package, where the reference is in several.")] = None,
+) -> None:
+    """Show a case: the person, the band and its reasons, every step taken, holdings, records, safeguarding."""
+    import json
+
+    from ore.cases import show_case
+
+    with _store().session() as s:
+        v = show_case(s, person, package)
+        facts = Table(title=f"Case of {person}", show_header=False)
+        facts.add_column("field")
+        facts.add_column("value")
+        for k, val in v.as_dict().items():
+            facts.add_row(k, _t(val))
+        console.print(facts)
+        if v.recommendations:
+            rec = v.recommendations[-1]
+            console.print(Text(f"Recommended band {rec.band} ({rec.recorded_at.isoformat(timespec='minutes')}):"))
+            for sentence in json.loads(rec.sentences or "[]"):
+                console.print(Text(f"  - {sentence}"))
+            if len(v.recommendations) > 1:
+                earlier = ", ".join(f"{r.band} at {r.recorded_at.isoformat(timespec='minutes')}" for r in v.recommendations[:-1])
+                console.print(Text(f"  earlier recommendations: {earlier}"))
+        steps = Table(title="Steps")
+        for col in ("#", "at (UTC)", "step", "by", "reason", "detail"):
+            steps.add_column(col)
+        for t in v.transitions:
+            detail = "; ".join(x for x in (
+                f"band {t.band}" if t.band else "", f"force {t.force_code}" if t.force_code else "",
+                f"override of {t.overridden_rule} by {t.override_by}: {t.override_reason}" if t.overridden_rule else "",
+                f"s.38 {t.category_before} -> {t.category_after}" if t.category_before != t.category_after else "",
+            ) if x)
+            step = t.to_status if t.action == "transition" else t.action
+            steps.add_row(*(_t(x) for x in (t.seq, t.at, f"{t.from_status} -> {step}" if t.action == "transition" else step,
+                                            t.actor, t.reason, detail)))
+        console.print(steps)
+        if v.links:
+            links = Table(title="Holdings links")
+            for col in ("holding", "ref", "probability", "detail"):
+                links.add_column(col)
+            for link in v.links:
+                links.add_row(_t(link.holding), _t(link.ref), f"{link.match_probability:.3f}", _t(link.detail))
+            console.print(links)
+        records = Table(title=f"{len(v.records)} record(s)")
+        for col in ("record", "time", "product", "card", "fraud suspected", "indicators"):
+            records.add_column(col)
+        for r in v.records:
+            codes = ";".join(i["code"] for i in json.loads(r.indicators or "[]"))
+            records.add_row(*(_t(x) for x in (r.record_ref, r.transaction_time, r.product, r.card_masked,
+                                              "yes" if r.fraud_suspected else "no", codes)))
+        console.print(records)
+        for g in v.safeguarding:
+            console.print(Text(f"Safeguarding: {g.children_identified} child(ren) identified, {g.children_safeguarded} "
+                               f"safeguarded by {g.agency} (recorded by {g.recorded_by}, {g.recorded_at:%Y-%m-%d})"))
+
+
+@cases_app.command("transition")
+@user_errors
+def cases_transition(
+    person: Annotated[str, typer.Argument(help="Person reference from the triage, e.g. PER000123.")],
+    state: Annotated[str, typer.Argument(help="Status to move to (see ore cases rules).")],
+    by: Annotated[str, typer.Option("--by", help="Who takes the step (a user name).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the step.")],
+    band: Annotated[str | None, typer.Option("--band", help="triaged: the band confirmed or set (P1..P4, none).")] = None,
+    force: Annotated[
+        str | None, typer.Option("--force", help="disseminated: receiving force code [default: allocated force].")
+    ] = None,
+    override_by: Annotated[
+        str | None, typer.Option("--override-by", help="Supervisor authorising an arrest on evidence grade C.")
+    ] = None,
+    override_reason: Annotated[
+        str | None, typer.Option("--override-reason", help="The supervisor's reason for the override.")
+    ] = None,
+    ground: Annotated[
+        str | None, typer.Option("--ground", help="eliminated: card_fraud_victim (default), identity_misused, witness.")
+    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help="When it happened (ISO, UTC) [default: now].")] = None,
+    package: Annotated[str | None, typer.Option("--package", help="The package, where the reference is in several.")] = None,
+) -> None:
+    """Move a case one step along its lifecycle; a rule that forbids the step is named in the refusal."""
+    from ore.cases import STATES, find_case, transition
+
+    if state not in STATES:
+        raise OreError(f"{state!r} is not a status; one of: {', '.join(STATES)}")
+    with _store().session() as s:
+        case = find_case(s, person, package)
+        before = case.status
+        transition(s, case, state, by=by, reason=reason, at=_when(at), band=band, force=force,
+                   override_by=override_by, override_reason=override_reason, ground=ground)
+        msg = f"{person}: {before} -> {case.status} (s.38 category {case.s38_category})"
+        if case.status == "disseminated" and case.due_at:
+            msg += f"; due by {case.due_at.isoformat(timespec='minutes')}"
+    console.print(Text(msg))
+
+
+@cases_app.command("seal")
+@user_errors
+def cases_seal(
+    person: Annotated[str, typer.Argument(help="Person reference.")],
+    by: Annotated[str, typer.Option("--by", help="Who seals.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")],
+    package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
+) -> None:
+    """Seal a person: their case accepts no step until unsealed."""
+    from ore.cases import find_case, seal
+
+    with _store().session() as s:
+        seal(s, find_case(s, person, package), by=by, reason=reason)
+    console.print(Text(f"{person} sealed."))
+
+
+@cases_app.command("unseal")
+@user_errors
+def cases_unseal(
+    person: Annotated[str, typer.Argument(help="Person reference.")],
+    by: Annotated[str, typer.Option("--by", help="Who unseals.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")],
+    package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
+) -> None:
+    """Unseal a person."""
+    from ore.cases import find_case, unseal
+
+    with _store().session() as s:
+        unseal(s, find_case(s, person, package), by=by, reason=reason)
+    console.print(Text(f"{person} unsealed."))
+
+
+@cases_app.command("safeguard")
+@user_errors
+def cases_safeguard(
+    person: Annotated[str, typer.Argument(help="Person reference.")],
+    identified: Annotated[int, typer.Option("--identified", min=0, help="Children identified.")],
+    safeguarded: Annotated[int, typer.Option("--safeguarded", min=0, help="Children safeguarded.")],
+    agency: Annotated[str, typer.Option("--agency", help="Agency that safeguarded them.")],
+    by: Annotated[str, typer.Option("--by", help="Who records this.")],
+    identified_on: Annotated[str | None, typer.Option("--identified-on", help="Date (YYYY-MM-DD).")] = None,
+    safeguarded_on: Annotated[str | None, typer.Option("--safeguarded-on", help="Date (YYYY-MM-DD).")] = None,
+    package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
+) -> None:
+    """Record children identified and safeguarded in a case (counts, dates, agency; no names)."""
+    from ore.cases import find_case, record_safeguarding
+
+    with _store().session() as s:
+        record_safeguarding(s, find_case(s, person, package), identified=identified, safeguarded=safeguarded,
+                            agency=agency, by=by, identified_on=_day(identified_on, "--identified-on"),
+                            safeguarded_on=_day(safeguarded_on, "--safeguarded-on"))
+    console.print(Text(f"{person}: {identified} child(ren) identified, {safeguarded} safeguarded ({agency})."))
+
+
+@cases_app.command("overdue")
+@user_errors
+def cases_overdue(
+    force: Annotated[str | None, typer.Option("--force", help="Only this force.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="As at this time (ISO, UTC) [default: now].")] = None,
+) -> None:
+    """Disseminated cases past their band's deadline with no action yet (P1 24 h, P2 7 d, P3 14 d, P4 30 d)."""
+    from ore.cases import overdue
+
+    with _store().session() as s:
+        rows = overdue(s, now=_when(at), force=force)
+    table = Table(title=f"{len(rows):,} overdue case(s)")
+    for col in ("person", "name", "band", "force", "status", "disseminated", "due", "overdue by"):
+        table.add_column(col)
+    for r in rows:
+        late = f"{r.overdue_by.days} d {r.overdue_by.seconds // 3600} h"
+        table.add_row(*(_t(v) for v in (r.person_ref, r.display_name, r.band, r.force_code, r.status,
+                                        r.disseminated_at, r.due_at, late)))
+    console.print(table)
+
+
+@cases_app.command("rules")
+def cases_rules() -> None:
+    """The lifecycle: each status, the steps allowed from it, and the rules that can refuse a step."""
+    from ore.cases.lifecycle import RULES, STEPS, TRANSITIONS
+
+    table = Table(title="Lifecycle")
+    for col in ("status", "meaning", "may go to", "rules"):
+        table.add_column(col)
+    for state, step in STEPS.items():
+        table.add_row(state, step.sentence, ", ".join(TRANSITIONS[state]) or "(final)", ", ".join(step.rules))
+    console.print(table)
+    rules = Table(title="Rules")
+    rules.add_column("rule")
+    rules.add_column("sentence")
+    for r in RULES.values():
+        rules.add_row(r.code, Text(r.sentence))
+    console.print(rules)
+
+
+@report_app.command("funnel")
+@user_errors
+def report_funnel(
+    by: Annotated[str | None, typer.Option("--by", help="Break down by force or band.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or html.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of the terminal.")] = None,
+    operation: Annotated[str | None, typer.Option("--operation", help="Only this operation.")] = None,
+) -> None:
+    """The funnel: identified, arrested, charged, convicted, cautioned, NFA, eliminated, children safeguarded."""
+    from ore.cases import funnel
+    from ore.cases.funnel import COLUMNS, GROUPINGS
+    from ore.report.funnel import LABELS, funnel_csv, funnel_html, human
+
+    if by is not None and by not in GROUPINGS:
+        raise OreError(f"--by {by!r}: use one of {', '.join(GROUPINGS)}")
+    if fmt not in ("table", "csv", "html"):
+        raise OreError(f"--format {fmt!r}: use table, csv or html")
+    with _store().session() as s:
+        f = funnel(s, by=by, operation=operation)
+    if fmt in ("csv", "html"):
+        text = funnel_csv(f) if fmt == "csv" else funnel_html(f)
+        if out is None:
+            console.file.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            console.print(Text(f"Funnel written to {out}"))
+        return
+    rows = [*f.rows, f.total] if by else [f.total]
+    table = Table(title="Funnel" + (f" by {by}" if by else ""))
+    if by == "force":  # up to 45 forces: one row each, stages across
+        table.add_column("force")
+        for col in COLUMNS:
+            table.add_column(col.replace("_", " "), justify="right")
+        for row in rows:
+            table.add_row(Text(row.group), *(f"{row.counts[c]:,}" for c in COLUMNS))
+    else:  # stages down, a column per band (or one for the operation)
+        table.add_column("stage")
+        for row in rows:
+            table.add_column(Text(row.group), justify="right")
+        for col in COLUMNS:
+            table.add_row(LABELS[col], *(f"{row.counts[col]:,}" for row in rows))
+    console.print(table)
+    med = Table(title="Median time from dissemination to first action")
+    for col in ("band", "cases acted on", "median"):
+        med.add_column(col)
+    for b, d in sorted(f.median_to_first_action.items()):
+        med.add_row(b, f"{f.acted.get(b, 0):,}", human(d))
+    console.print(med)
+    for problem in f.inconsistencies():
+        err_console.print(Text(f"warning: {problem}"))
 
 
 if __name__ == "__main__":  # pragma: no cover
