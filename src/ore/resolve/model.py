@@ -345,10 +345,33 @@ def train(
     linker.training.estimate_u_using_random_sampling(
         max_pairs=spec.u_max_pairs, seed=spec.seed, num_chunks=int(spec.extra.get("u_num_chunks", 1)),
         min_count_per_level=None)
+    linker = _floor_unobserved_u(linker, sdfs, spec.u_max_pairs)
     for cols in spec.training:
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*cols), max_pairs=spec.em_max_pairs)
     return TrainedModel(spec, linker, db_api, scon)
+
+
+def _floor_unobserved_u(linker: Linker, sdfs: list[Any], sampled_pairs: float) -> Linker:
+    """Give a level the random sample never met a u of one in the sample, not none.
+
+    On a large input a level such as "same postcode" is so rare among random pairs that a
+    sample of a few hundred thousand pairs may not hold one; Splink then leaves its u unset
+    and scores the level as if it said nothing, which would throw away the postcode on
+    exactly the packages where it matters. One in ``sampled_pairs`` is an upper bound on
+    what the sample showed, so the weight it gives is a lower bound on the evidence.
+    """
+    model = linker.misc.save_model_to_json()
+    floor = 1.0 / max(sampled_pairs, 1.0)
+    patched = False
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if not level.get("is_null_level") and level.get("u_probability") is None:
+                level["u_probability"] = floor
+                patched = True
+    if not patched:
+        return linker
+    return Linker(sdfs if len(sdfs) > 1 else sdfs[0], model, log_level=logging.ERROR)
 
 
 def _quiet_splink() -> None:
