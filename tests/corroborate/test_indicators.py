@@ -67,6 +67,15 @@ def test_declines_before_approval_not_days_apart_or_without_approval():
     assert fires("declines_before_approval", leads) == set()
 
 
+def test_carding_reported():
+    # tried until it worked, then billed monthly; the issuer later reported the card
+    leads = [lead("R0", "c1", status="declined"), lead("R1", "c1", days=0.01), lead("R2", "c1", days=30)]
+    leads += [lead("S0", "c2", "Bob Hart", status="declined"), lead("S1", "c2", "Bob Hart", days=0.01)]  # no alert
+    leads += [lead("T0", "c3", "Cy Moss"), lead("T1", "c3", "Cy Moss", days=30)]  # alert, no declines
+    alerts = [("c1", date(2001, 5, 1), "compromised"), ("c3", date(2001, 5, 1), "stolen")]
+    assert fires("carding_reported", leads, alerts=alerts) == {"R0", "R1", "R2"}
+
+
 def test_card_testing_one_source_declined_on_many_peoples_cards():
     ip = "91.1.1.1"
     leads = [

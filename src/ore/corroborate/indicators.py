@@ -84,6 +84,20 @@ def _declines(p: dict[str, Any]) -> str:
     GROUP BY record_id HAVING max(n) >= {p['threshold']}"""
 
 
+def _carding_reported(p: dict[str, Any]) -> str:
+    dec = _declines({"window_hours": p["window_hours"], "threshold": 1})
+    return f"""
+    WITH dec AS ({dec}),
+         th AS (SELECT DISTINCT r.thread, r.card_token, r.day FROM dec JOIN _cb_rec r USING (record_id)),
+         al AS (SELECT th.thread, first(a.alert_type ORDER BY a.reported_on, a.alert_type) AS alert_type,
+                       min(a.reported_on) AS reported_on
+                FROM th JOIN _cb_alerts a ON a.card_token = th.card_token
+                WHERE abs(date_diff('day', th.day, a.reported_on)) <= {int(p['max_days'])}
+                GROUP BY th.thread)
+    SELECT r.record_id, al.alert_type, CAST(al.reported_on AS VARCHAR) AS reported_on
+    FROM _cb_rec r JOIN al USING (thread)"""
+
+
 def _sources(where: str = "") -> str:
     """Each record's sources (IP, email, account) as labelled strings."""
     return f"""
@@ -311,6 +325,9 @@ SPECS: dict[str, Spec] = {
         ("n", "paid"), _repeated_chargebacks, {"min_share": (0, 0.25)}, counted=True, default_count=2
     ),
     "declines_before_approval": Spec(("n", "hours"), _declines, {"window_hours": (0, 24)}, counted=True),
+    "carding_reported": Spec(
+        ("alert_type", "reported_on"), _carding_reported, {"window_hours": (0, 24), "max_days": (0, 365)}
+    ),
     "card_testing": Spec(("source", "n", "days"), _card_testing, {"window_days": (1, 30)}, counted=True,
                          default_count=3),
     "ip_country_mismatch": Spec(("ip_country", "country"), _ip_country),
