@@ -95,6 +95,19 @@ def test_card_testing_not_one_persons_own_cards():
     assert fires("card_testing", leads, persons=persons) == set()
 
 
+def test_ip_country_mismatch_not_through_a_rotating_proxy():
+    # AOL-like: the proxies stand in the US, their users in the UK
+    names = ["Ann Lee", "Bob Hart", "Cy Moss", "Di Ford", "Eve Gray", "Fay Hill", "Gus Ives", "Hal Jones",
+             "Ivy King", "Jo Long", "Kit Marsh"]
+    leads, visits = [], []
+    for k, n in enumerate(names):
+        user = (n[0] + n.split()[1]).lower()
+        leads.append(lead(f"R{k}", f"c{k}", n, ip=f"152.163.0.{k % 4}", ip_country="US", days=k))
+        visits += [visit(user, f"152.163.0.{(k + i) % 4}", days=k + i + 1) for i in range(3)]
+    leads.append(lead("S1", "d1", "Lu Ng", ip="91.1.1.1", ip_country="RU"))
+    assert fires("ip_country_mismatch", leads, visits) == {"S1"}
+
+
 def test_ip_country_mismatch():
     leads = [
         lead("R1", "c1", ip_country="RU"),

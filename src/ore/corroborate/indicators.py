@@ -145,10 +145,15 @@ def _card_testing(p: dict[str, Any]) -> str:
     FROM src JOIN g USING (source) GROUP BY src.record_id"""
 
 
+# A rotating proxy's address is geolocated where the proxy stands (AOL's in the US), not where
+# its user is: such orders are not evidence of place.
+NOT_ROTATING = "(ip_net IS NULL OR ip_net NOT IN (SELECT ip_net FROM _cb_rotating))"
+
+
 def _ip_country(p: dict[str, Any]) -> str:
-    return """
+    return f"""
     SELECT record_id, ip_cc AS ip_country, cc AS country FROM _cb_rec
-    WHERE ip_cc IS NOT NULL AND cc IS NOT NULL AND ip_cc <> cc"""
+    WHERE ip_cc IS NOT NULL AND cc IS NOT NULL AND ip_cc <> cc AND {NOT_ROTATING}"""
 
 
 def _thread_abroad(p: dict[str, Any]) -> str:
@@ -156,7 +161,7 @@ def _thread_abroad(p: dict[str, Any]) -> str:
     WITH g AS (SELECT thread, count(*) AS located,
                       count(*) FILTER (WHERE ip_cc <> cc) AS n,
                       first(ip_cc ORDER BY ip_cc) FILTER (WHERE ip_cc <> cc) AS ip_country
-               FROM _cb_rec WHERE ip_cc IS NOT NULL AND cc IS NOT NULL GROUP BY thread)
+               FROM _cb_rec WHERE ip_cc IS NOT NULL AND cc IS NOT NULL AND {NOT_ROTATING} GROUP BY thread)
     SELECT r.record_id, g.n, g.located, g.ip_country FROM _cb_rec r JOIN g USING (thread)
     WHERE g.n >= {p['threshold']} AND g.n >= {float(p['min_share'])} * g.located"""
 
