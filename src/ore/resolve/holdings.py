@@ -82,7 +82,7 @@ def link_holdings(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None
     """Link ``person_best`` to ``holding_raw``: writes ``holding_link`` (person_id, holding, ref,
     match_probability, match_weight, detail), the best-scoring pair per person and reference."""
     spec = spec or ModelSpec.from_settings("holdings")
-    person_variants(scon)
+    person_variants(scon, swap_names=bool(spec.extra.get("swap_names", False)))
     standardise(scon, "person_variant", "person_std",
                 first_name="first_name", last_name="last_name", dob="dob", postcode="postcode",
                 address="address")

@@ -187,11 +187,13 @@ def _best_values(scon: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def person_variants(scon: duckdb.DuckDBPyConnection) -> None:
+def person_variants(scon: duckdb.DuckDBPyConnection, swap_names: bool = False) -> None:
     """``person_variant``: each distinct way a person's records name them (with the person's
     best values where a record gives only an initial or no date of birth), for linking to
-    holdings that may know an older address or spelling. ``unique_id`` is ``person_id#n``."""
-    scon.execute("""
+    holdings that may know an older address or spelling. ``unique_id`` is ``person_id#n``.
+    With ``swap_names``, each full name is also tried the other way round."""
+    swap = "TRUE" if swap_names else "FALSE"
+    scon.execute(f"""
         CREATE OR REPLACE TABLE person_variant AS
         WITH v AS (
             SELECT DISTINCT p.person_id,
@@ -203,10 +205,15 @@ def person_variants(scon: duckdb.DuckDBPyConnection) -> None:
             FROM lead_person p JOIN lead_std s ON s.unique_id = p.record_id JOIN person_best b USING (person_id)
             UNION
             SELECT person_id, first_name, last_name, strftime(date_of_birth, '%Y%m%d'), postcode, address
-            FROM person_best)
+            FROM person_best),
+        w AS (
+            SELECT * FROM v
+            UNION  -- names typed surname first ("JENKINS RICHARD"), when asked for
+            SELECT person_id, last_name, first_name, dob, postcode, address FROM v
+            WHERE {swap} AND length(first_name) > 1 AND length(last_name) > 1)
         SELECT person_id || '#' || CAST(row_number() OVER (PARTITION BY person_id
                    ORDER BY first_name, last_name, dob, postcode, address) AS VARCHAR) AS unique_id, *
-        FROM v ORDER BY unique_id
+        FROM w ORDER BY unique_id
     """)
 
 

@@ -13,12 +13,16 @@ the same person, on the evidence of:
 - address: same normalised line, or same house number and a close street;
 - identifiers a job adds (card token, email or account name): exact.
 
-Each is one comparison, so agreement on a common name alone never outweighs the prior
-odds against a match: a pair needs a date of birth, a postcode or an identifier as well.
-Training uses no labels: u by random sampling (seeded), m by expectation maximisation
-over blocks that each leave some comparisons free to be estimated. Inputs are ordered by
-``unique_id`` and the seed is fixed, so a given input always gives the same model and the
-same links.
+Postcode and address are one "residence" comparison, since a household shares both and
+counting them twice would make a relative at the same address look like the person.
+Term-frequency adjustment makes a common name count for little; beyond that, a section's
+``veto`` conditions (on the comparison levels) score 0 the pairs that are two people
+whatever else agrees, such as a name alone with nothing else in common. Training uses no
+labels: the prior from near-certain rules (``prior_rules``), u by seeded random sampling
+(a level the sample never met gets u of one in the sample, so rare agreement still
+counts), m by expectation maximisation over blocks that each leave some comparisons free
+to be estimated. Inputs are ordered by ``unique_id`` and the seed is fixed, so a given
+input always gives the same model and the same links.
 """
 
 from __future__ import annotations
