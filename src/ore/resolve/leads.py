@@ -141,14 +141,19 @@ def _split_conflicts(scon: duckdb.DuckDBPyConnection, predictions: str, threshol
     scon.execute("DROP TABLE _bad_cluster")
 
 
-def _mode(value: str, where: str = "TRUE", order_extra: str = "") -> str:
-    """SQL for the most frequent non-null ``value`` per person (ties: smallest value)."""
+def _mode(value: str, where: str = "TRUE") -> str:
+    """SQL for the most frequent non-null ``value`` per person. Ties go to the value more
+    frequent in the whole package (a typo is rare, the real spelling is not), then the
+    smallest."""
     return f"""
-        SELECT person_id, arg_max(v, k) AS v FROM (
-            SELECT person_id, v, count(*) * 1e6 - rank() OVER (PARTITION BY person_id ORDER BY v{order_extra}) AS k
-            FROM (SELECT p.person_id, {value} AS v FROM lead_person p JOIN lead_std s ON s.unique_id = p.record_id
-                  JOIN lead_raw r ON r.unique_id = p.record_id WHERE {where})
-            WHERE v IS NOT NULL GROUP BY person_id, v)
+        SELECT person_id, arg_max(v, {{'n': n, 'g': g, 'r': -r}}) AS v FROM (
+            SELECT person_id, v, n, sum(n) OVER (PARTITION BY v) AS g,
+                   rank() OVER (PARTITION BY person_id ORDER BY v) AS r
+            FROM (SELECT person_id, v, count(*) AS n
+                  FROM (SELECT p.person_id, {value} AS v FROM lead_person p
+                        JOIN lead_std s ON s.unique_id = p.record_id
+                        JOIN lead_raw r ON r.unique_id = p.record_id WHERE {where})
+                  WHERE v IS NOT NULL GROUP BY person_id, v))
         GROUP BY person_id"""
 
 
