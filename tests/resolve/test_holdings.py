@@ -1,0 +1,53 @@
+"""Holdings record the identity as it was then: a formal name, an old address."""
+
+from __future__ import annotations
+
+import shutil
+
+from rsfixtures import PACKAGE_ID
+
+from ore.resolve import resolve
+from ore.workspace import Workspace
+
+PKG = "TEST-HOLDINGS"
+COLS = ("package_id, line, record_id, card_token, cardholder_name, first_name, last_name, date_of_birth, email, "
+        "username, address_line1, town, postcode")
+
+
+def _insert_lead(con, record_id, name, dob, email, address, town, postcode, card):
+    first, last = name.split(" ", 1)
+    con.execute(f"INSERT INTO leads ({COLS}) VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [PKG, record_id, card, name.upper(), first, last, dob, email, email.split("@")[0], address, town,
+                 postcode])
+
+
+def _insert_register(con, ref, first, last, dob, address, town, postcode):
+    con.execute("INSERT INTO ref_register (register_id, first_name, last_name, date_of_birth, address_line1, town, "
+                "postcode) VALUES (?, ?, ?, ?, ?, ?, ?)", [ref, first, last, dob, address, town, postcode])
+
+
+def test_nickname_and_move_link_on_date_of_birth_and_relative_does_not(sample_ws, tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
+    with ws.duckdb() as con:
+        con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
+                    f"WHERE package_id = '{PACKAGE_ID}'")
+        # "Bob" now in Leeds; the register knows "Robert" at his old Truro address, same date of birth
+        _insert_lead(con, "ZZ-BOB-1", "Bob Kempthorne", "1968-04-02", "bobk@example.org", "4 Aire Street", "Leeds",
+                     "LS1 4PR", "tok-bob")
+        _insert_lead(con, "ZZ-BOB-2", "Bob Kempthorne", None, "bobk@example.org", "4 Aire St", "Leeds",
+                     "LS1 4PR", "tok-bob")
+        _insert_register(con, "REG-ROBERT", "Robert", "Kempthorne", "1968-04-02", "9 Lemon Street", "Truro",
+                         "TR1 2LS")
+        # at Bob's address the register also holds his brother: same surname and address, other name and birth
+        _insert_register(con, "REG-BROTHER", "Malcolm", "Kempthorne", "1961-11-20", "4 Aire Street", "Leeds",
+                         "LS1 4PR")
+        resolve(con, PKG, None)
+        person = con.execute("SELECT DISTINCT person_id FROM resolved_records WHERE package_id = ? "
+                             "AND record_id LIKE 'ZZ-BOB-%'", [PKG]).fetchall()
+        assert len(person) == 1
+        links = dict(con.execute(
+            "SELECT ref, match_probability FROM holding_links WHERE package_id = ? AND person_id = ? "
+            "AND holding = 'register'", [PKG, person[0][0]]).fetchall())
+    assert links.get("REG-ROBERT", 0) >= 0.9, links
+    assert "REG-BROTHER" not in links
