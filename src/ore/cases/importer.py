@@ -267,7 +267,7 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
         for ref, p in t["persons"].items() if ref not in existing
     ]
     if new_persons:
-        session.execute(insert(Person), new_persons)
+        session.execute(insert(Person.__table__), new_persons)
         n["persons_added"] += len(new_persons)
     updates = []
     for ref, p in t["persons"].items():
@@ -312,7 +312,7 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
             if last.band != r["band"]:
                 changed_band[pid] = r["band"]
     if new_recs:
-        session.execute(insert(Recommendation), new_recs)
+        session.execute(insert(Recommendation.__table__), new_recs)
         n["recommendations_added"] += len(new_recs)
     with_case = set(session.scalars(select(Case.person_id).join(Person).where(Person.package_id == pkg_id)))
     new_cases = [
@@ -322,7 +322,7 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
         for ref, p in t["persons"].items() if ids[ref] not in with_case
     ]
     if new_cases:
-        session.execute(insert(Case), new_cases)
+        session.execute(insert(Case.__table__), new_cases)
         n["cases_opened"] += len(new_cases)
     if changed_band:
         for case in session.scalars(select(Case).where(Case.person_id.in_(list(changed_band)))):
@@ -346,7 +346,7 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
     new_rows = [{"package_id": pkg_id, "record_ref": rid, **as_row(rec)}
                 for rid, rec in t["records"].items() if rid not in old_records]
     if new_rows:
-        session.execute(insert(Record), new_rows)
+        session.execute(insert(Record.__table__), new_rows)
         n["records_added"] += len(new_rows)
     rec_updates = []
     for rid, rec in t["records"].items():
@@ -401,14 +401,14 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
             link_updates.append({"id": old.id, "withdrawn_at": now})
             changes.add(f"link.{key[1]}.{key[2]}.withdrawn_at", None, now, person_id=old.person_id)
     if new_links:
-        session.execute(insert(HoldingLink), new_links)
+        session.execute(insert(HoldingLink.__table__), new_links)
         n["links_added"] += len(new_links)
     if link_updates:
         session.execute(update(HoldingLink), link_updates)
         n["links_updated"] += len(link_updates)
 
     if changes.rows:
-        session.execute(insert(Change), [{**c, "import_id": imp.id, "at": now} for c in changes.rows])
+        session.execute(insert(Change.__table__), [{**c, "import_id": imp.id, "at": now} for c in changes.rows])
         n["changes"] += len(changes.rows)
     if not any(n.values()):
         session.delete(imp)  # the same run again: nothing to record
