@@ -396,9 +396,10 @@ def _commit_triage(ws: Workspace, out: Path, package_id: str | None, by: str) ->
     result = import_triage(store_for(ws), ws, out, package_id=package_id, actor=by)
     counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.as_dict()["counts"].items())
     if result.status == "unchanged":
-        console.print(Text(f"Case store: {result.package_id} already holds this triage; nothing changed."))
+        console.print(Text(f"Case store: {result.package_id} already holds this triage; nothing changed."),
+                      soft_wrap=True)
     else:
-        console.print(Text(f"Case store: {result.package_id} {result.status} ({counts})."))
+        console.print(Text(f"Case store: {result.package_id} {result.status} ({counts})."), soft_wrap=True)
 
 
 def _when(value: str | None) -> Any:
@@ -463,7 +464,8 @@ def cases_list(
     with _store().session() as s:
         cases = list_cases(s, band=band, force=force, status=status, package=package, limit=limit + 1)
         table = Table(title=f"{min(len(cases), limit):,} case(s)" + (" (more: raise --limit)" if len(cases) > limit else ""))
-        for col in ("person", "package", "name", "band", "confirmed", "force", "status", "s.38", "grade", "due"):
+        table.add_column("person", no_wrap=True, min_width=9)  # a reference is never cut short
+        for col in ("package", "name", "band", "confirmed", "force", "status", "s.38", "grade", "due"):
             table.add_column(col)
         for c in cases[:limit]:
             p = c.person
@@ -570,7 +572,7 @@ def cases_transition(
         msg = f"{person}: {before} -> {case.status} (s.38 category {case.s38_category})"
         if case.status == "disseminated" and case.due_at:
             msg += f"; due by {case.due_at.isoformat(timespec='minutes')}"
-    console.print(Text(msg))
+    console.print(Text(msg), soft_wrap=True)
 
 
 @cases_app.command("seal")
@@ -639,7 +641,8 @@ def cases_overdue(
     with _store().session() as s:
         rows = overdue(s, now=_when(at), force=force)
     table = Table(title=f"{len(rows):,} overdue case(s)")
-    for col in ("person", "name", "band", "force", "status", "disseminated", "due", "overdue by"):
+    table.add_column("person", no_wrap=True, min_width=9)
+    for col in ("name", "band", "force", "status", "disseminated", "due", "overdue by"):
         table.add_column(col)
     for r in rows:
         late = f"{r.overdue_by.days} d {r.overdue_by.seconds // 3600} h"

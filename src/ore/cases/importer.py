@@ -118,6 +118,18 @@ def find_package(con: duckdb.DuckDBPyConnection, outdir: Path, package_id: str |
     return package_id
 
 
+def _check_bands(outdir: Path, package_id: str, triage: dict[str, Any]) -> None:
+    """Refuse an OUTDIR whose bands are not the ones the workspace now holds (a later re-run replaced them)."""
+    with (outdir / "persons.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            person = triage["persons"].get(row.get("person_id", ""))
+            if person is None or (row.get("priority") or "none") != person["recommendation"]["band"]:
+                raise OreError(
+                    f"{outdir} is not the latest triage of {package_id} in this workspace (person "
+                    f"{row.get('person_id')} is banded differently now): import the OUTDIR of the latest run"
+                )
+
+
 def _ids(con: duckdb.DuckDBPyConnection, table: str, column: str, package_id: str) -> set[str]:
     try:
         return {r[0] for r in con.execute(f"SELECT {column} FROM {table} WHERE package_id = ?", [package_id]).fetchall()}
@@ -225,6 +237,8 @@ def import_triage(
             package_id = find_package(con, Path(outdir), package_id)
         assert package_id is not None
         triage = read_triage(con, package_id)
+    if outdir is not None:
+        _check_bands(Path(outdir), package_id, triage)
     fingerprint = _fingerprint(Path(outdir)) if outdir is not None else None
     with store.session() as session:
         return _write(session, package_id, triage, str(outdir) if outdir else None, fingerprint, actor)
@@ -289,7 +303,8 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
     if updates:
         session.execute(update(Person), updates)
         n["persons_updated"] += sum(1 for u in updates if set(u) != {"id", "withdrawn_at"} or u["withdrawn_at"] is None)
-    ids = dict(session.execute(select(Person.person_ref, Person.id).where(Person.package_id == pkg_id)).tuples().all())
+    ids: dict[str, int] = {ref: pid for ref, pid in session.execute(
+        select(Person.person_ref, Person.id).where(Person.package_id == pkg_id))}
 
     # recommendations (history kept) and cases
     latest: dict[int, Recommendation] = {}
