@@ -238,3 +238,34 @@ def test_triage_commit_imports_the_run(store, triaged: Triaged, tmp_path: Path, 
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Case)) == sum(
             1 for _ in csv.DictReader((tmp_path / "out" / "persons.csv").open()))
+
+
+def test_a_person_the_retriage_no_longer_names_is_withdrawn_not_deleted(store, triaged: Triaged, tmp_path) -> None:
+    """A re-run that stops attributing records to an unidentified subject: the subject is withdrawn (their
+    case and its history stay), and each record's change of subject is in the history."""
+    ws = copy_workspace(triaged, tmp_path / "ws")
+    import_triage(store, ws, triaged.out)
+    with ws.duckdb() as con:
+        (subject,) = con.execute("SELECT min(subject_id) FROM unidentified_subjects WHERE package_id = ?",
+                                 [triaged.package_id]).fetchall()[0]
+        records = [r[0] for r in con.execute("SELECT record_id FROM record_evidence WHERE package_id = ? AND "
+                                             "subject_id = ?", [triaged.package_id, subject]).fetchall()]
+        con.execute("DELETE FROM unidentified_subjects WHERE package_id = ? AND subject_id = ?",
+                    [triaged.package_id, subject])
+        con.execute("DELETE FROM person_priority WHERE package_id = ? AND person_id = ?", [triaged.package_id, subject])
+        con.execute("UPDATE record_evidence SET subject_id = NULL WHERE package_id = ? AND subject_id = ?",
+                    [triaged.package_id, subject])
+        write_outputs(con, triaged.package_id, tmp_path / "out2", load_policy().min_link_probability)
+    with store.session() as s:
+        transition(s, find_case(s, subject), "eliminated", by="dci", reason="not a person: a proxy's traffic",
+                   ground="witness", at=T0)
+    result = import_triage(store, ws, tmp_path / "out2")
+    assert result.counts["persons_withdrawn"] == 1 and result.counts["records_updated"] == len(records) > 0
+    with store.session() as s:
+        case = find_case(s, subject)
+        assert case.person.withdrawn_at is not None and case.status == "eliminated"  # kept, with its history
+        moved = s.scalars(select(Change).where(Change.field == "record.subject_ref")).all()
+        assert sorted(c.record_ref for c in moved) == sorted(records)
+        assert {(c.old, c.new) for c in moved} == {(subject, None)}
+        assert s.scalar(select(func.count()).select_from(Record).where(Record.subject_id == case.person_id)) == 0
+    assert import_triage(store, ws, tmp_path / "out2").status == "unchanged"

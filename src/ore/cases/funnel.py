@@ -5,6 +5,10 @@ stage if it ever reached it (its milestone time is set), so a person arrested an
 later eliminated still counts as arrested, and as eliminated. Sealed cases are
 counted (their numbers stay; issue 5 keeps their names out of the lists).
 
+"Identified" counts every case: each person the triage named and each unidentified
+subject (a subject is worked, and may be arrested, like anyone else). A person a later
+re-triage withdrew keeps their case and is still counted: what was done to them happened.
+
 Also: children identified and safeguarded (sums over the safeguarding records), and
 per band the median time from dissemination to first action (arrest, interview,
 no further action or elimination), the measure of whether bands' deadlines are met.
