@@ -120,6 +120,13 @@ class Workspace:
         version, path = keys[-1]
         return version, self._read_key(path)
 
+    def has_card_key(self) -> bool:
+        return bool(self._key_files())
+
+    def discard_card_key(self, version: int) -> None:
+        """Remove a key that a failed command made and nothing kept uses; call only under the lock."""
+        (self.root / "keys" / f"card-v{version}.key").unlink(missing_ok=True)
+
     def card_keys(self) -> dict[int, bytes]:
         """Every key version present, for matching data tokenised under older keys."""
         return {v: self._read_key(p) for v, p in self._key_files()}

@@ -289,7 +289,9 @@ def _ingest_export(
 def _unchanged_since_checked(path: Path, label: str, meta: dict[str, Any], rows_read: int) -> None:
     """The file as loaded is the file the manifest check passed: it may have changed in between
     (a copy still being written into the package directory)."""
-    if rows_read != meta["rows"] or sha256_file(path) != meta["sha256"].lower():
+    if rows_read != meta["rows"]:
+        raise PackageRejected(f"{label}: has {rows_read:,} data rows, manifest.json says {meta['rows']:,}")
+    if sha256_file(path) != meta["sha256"].lower():
         raise PackageRejected(
             f"{label}: changed while it was being read (it agreed with manifest.json when checked); "
             "nothing was written: ingest it again once it is complete"
@@ -321,6 +323,7 @@ def _store(
                 f"package {manifest.package_id!r} was already ingested with different content; "
                 "a corrected package needs a new package_id"
             )
+        had_key = ws.has_card_key()
         version, key = ws.card_key()
         tokeniser = Tokeniser(key, version)
         received = manifest.received
@@ -364,6 +367,8 @@ def _store(
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            if not had_key:
+                ws.discard_card_key(version)  # made for this package, used by nothing that was kept
             raise
         return report
 
