@@ -165,11 +165,12 @@ def _rows(lines: _Lines, names: list[str], source: str, max_field_chars: int) ->
         values = dict(zip(names, fields, strict=False))
         # the field-by-field search for undecodable bytes runs only for the rare row that has some
         undecodable = any(_has_undecodable(text) for text in lines.record)
-        for name, value in values.items():
-            if len(value) > max_field_chars:
-                problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
-            elif undecodable and _has_undecodable(value):
-                problems.append(f"field {name} has bytes that are not UTF-8")
+        if undecodable or max(map(len, fields)) > max_field_chars:  # a field-by-field look only when needed
+            for name, value in values.items():
+                if len(value) > max_field_chars:
+                    problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
+                elif undecodable and _has_undecodable(value):
+                    problems.append(f"field {name} has bytes that are not UTF-8")
         if undecodable and len(fields) > width and any(_has_undecodable(v) for v in fields[width:]):
             problems.append("extra fields have bytes that are not UTF-8")
         yield SourceRow(start, values, problems, fields)

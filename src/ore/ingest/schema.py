@@ -227,6 +227,8 @@ class FieldError(ValueError):
 _EXPIRY = re.compile(r"(0[1-9]|1[0-2])/[0-9]{2}")  # fullmatch; [0-9], since \d takes any script's digits
 MAX_COUNT = 10_000  # a count (children in a household) beyond this is a typo, and would overflow INTEGER later
 _COUNTRY = re.compile(r"[A-Z]{2}")  # fullmatch
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -262,6 +264,9 @@ class RowChecker:
                     out.update(card_token=None, card_key_version=None, card_masked=None, card_last4=None)
                 else:
                     out[col.name] = None
+                continue
+            if col.kind == "text":  # most columns: kept as typed, without a call per value
+                out[col.name] = raw
                 continue
             try:
                 digits = self._convert(col, raw, out) or digits
@@ -349,6 +354,9 @@ class RowChecker:
                 raise FieldError(name, f"{name} {raw!r} is not MM/YY")
             out[name] = raw
         elif kind == "ip":
+            if _IPV4.fullmatch(raw):  # the common case, without building an address object
+                out[name] = raw
+                return None
             try:
                 out[name] = str(ipaddress.ip_address(raw))
             except ValueError:
