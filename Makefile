@@ -26,6 +26,7 @@ quick: $(VENV)/.test-deps
 
 bench: $(BIN)/ore
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(VENV) ore-workspace demo-out
