@@ -458,7 +458,10 @@ def cases_list(
 ) -> None:
     """List cases with their band, force, status and s.38 category."""
     from ore.cases import STATES, list_cases
+    from ore.cases.lifecycle import BANDS
 
+    if band is not None and band not in BANDS:
+        raise OreError(f"--band {band!r} is not a band; one of: {', '.join(BANDS)}")
     if status is not None and status not in STATES:
         raise OreError(f"--status {status!r} is not a status; one of: {', '.join(STATES)}")
     with _store().session() as s:
