@@ -71,7 +71,8 @@ def triage_case(name: str, people: int, subscribers: int) -> dict[str, object]:
     records = sum(1 for _ in (out / "records.csv").open()) - 1
     scores = json.loads(subprocess.run(ORE + ["evaluate", "--json", str(scen), str(out)], capture_output=True,
                                        text=True, check=True).stdout)
-    return {**figures, "records": records, "people": people, "scores": scores}
+    stages = json.loads((out / "run.json").read_text())["seconds"]
+    return {**figures, "records": records, "people": people, "stages": stages, "scores": scores}
 
 
 def main() -> None:

@@ -89,6 +89,9 @@ def test_output_files_follow_the_spec(generated: tuple[Path, Path]) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<script" not in html and "http://" not in html and "https://" not in html
     assert list(out.glob("splink_model_*.json"))
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert set(run["seconds"]) >= {"ingest", "resolve", "corroborate", "assess", "allocate"}
+    assert sum(run["bands"].values()) == len(persons)
 
 
 def test_retriage_replaces_and_never_duplicates(generated: tuple[Path, Path], tmp_path: Path) -> None:

@@ -7,12 +7,15 @@ duplicating anything.
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ore import __version__
 from ore.allocate import allocate, load_nspl
 from ore.assess import assess, load_policy
 from ore.corroborate import corroborate
@@ -82,4 +85,20 @@ def triage(
         summary.files = timed("write", lambda: write_outputs(con, pid, out, rules.min_link_probability))
         timed("report", lambda: write_report(con, pid, out / "report.html"))
     summary.seconds = timings
+    _write_run_record(summary)
     return summary
+
+
+def _write_run_record(summary: TriageSummary) -> None:
+    """run.json beside the output: what ran, when, on what, and how long each stage took."""
+    record = {
+        "package_id": summary.package_id,
+        "ore_version": __version__,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ingest": summary.ingest.status,
+        "bands": summary.bands,
+        "allocation": summary.allocation,
+        "files": summary.files,
+        "seconds": summary.seconds,
+    }
+    (summary.out / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
