@@ -103,7 +103,9 @@ def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: flo
             people[pid].likely_victim = bool(victim)
 
     month = "strftime(l.transaction_time, '%Y-%m')"
-    abuse = "l.product_category <> 'adult'"
+    # A record whose category is missing takes the category its product has on the package's other
+    # records (a merchant sells one site under one code); still unknown counts as possibly abuse.
+    abuse = "coalesce(nullif(l.product_category, 'unknown'), c.category, 'unknown') <> 'adult'"
     own = "NOT coalesce(e.fraud_suspected, false)"
     approved = "l.status = 'approved'"
     for pid, *counts in con.execute(
@@ -119,7 +121,11 @@ def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: flo
         FROM resolved_records r
         JOIN leads l USING (package_id, record_id)
         LEFT JOIN record_evidence e USING (package_id, record_id)
-        WHERE r.package_id = ?
+        LEFT JOIN (
+            SELECT product, mode(product_category) AS category FROM leads
+            WHERE package_id = $1 AND product_category IN ('abuse', 'adult') GROUP BY product
+        ) c ON c.product = l.product
+        WHERE r.package_id = $1
         GROUP BY r.person_id
         """,
         [package_id],
