@@ -6,10 +6,10 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from ore.report.safecsv import safe_cell
 from ore.workspace import Workspace
 
 COLUMNS = ["line", "record_id", "reason", "file", "field", "package_id"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def quarantined_rows(ws: Workspace, package_id: str | None = None) -> list[dict[str, Any]]:
@@ -23,12 +23,6 @@ def quarantined_rows(ws: Workspace, package_id: str | None = None) -> list[dict[
             params.append(package_id)
         cur = con.execute(sql + " ORDER BY file, line", params)
         return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
-
-
-def safe_cell(value: Any) -> str:
-    """Neutralise spreadsheet formula injection: a cell starting with = + - @ tab or CR gets a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def write_quarantine_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 from ore.cases.funnel import COLUMNS, Funnel, FunnelRow
+from ore.report.safecsv import safe_cell
 
 LABELS = {
     "identified": "Identified", "triaged": "Band confirmed", "disseminated": "Disseminated",
@@ -23,13 +24,6 @@ LABELS = {
 }
 HEADLINE = ("identified", "arrested", "charged", "convicted", "cautioned", "no_further_action", "eliminated",
             "children_safeguarded")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def human(d: timedelta | None) -> str:
