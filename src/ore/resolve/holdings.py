@@ -128,12 +128,15 @@ def _link_households(scon: duckdb.DuckDBPyConnection) -> None:
     def w(p: float) -> float:
         return math.log2(p / (1 - p))
 
+    # only households in a postcode some person has (the match needs the same postcode): the
+    # street normalisation is then run on thousands of addresses, not on the whole holding
     scon.execute(f"""
         CREATE OR REPLACE TEMP TABLE _hh AS
         SELECT address_line1 || '|' || postcode AS ref, {_street_sql('address_line1')} AS address,
-               regexp_replace(upper(postcode), '[^A-Z0-9]', '', 'g') AS postcode,
-               'children_under_18=' || CAST(children_under_18 AS VARCHAR) AS detail
-        FROM holding_household WHERE address_line1 IS NOT NULL AND postcode IS NOT NULL
+               pc AS postcode, 'children_under_18=' || CAST(children_under_18 AS VARCHAR) AS detail
+        FROM (SELECT *, regexp_replace(upper(postcode), '[^A-Z0-9]', '', 'g') AS pc FROM holding_household
+              WHERE address_line1 IS NOT NULL AND postcode IS NOT NULL)
+        WHERE pc IN (SELECT postcode FROM person_std WHERE postcode IS NOT NULL)
     """)
     scon.execute(f"""
         INSERT INTO holding_link

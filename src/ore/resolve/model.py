@@ -272,7 +272,7 @@ class ModelSpec:
             comparisons=[COMPARISONS[c["kind"]](c) for c in self.comparisons],
             blocking_rules_to_generate_predictions=[block_on(*cols) for cols in self.blocking],
             probability_two_random_records_match=self.probability_two_random_records_match,
-            retain_matching_columns=True,
+            retain_matching_columns=True,  # Splink keeps gamma_* only with the matching columns
             retain_intermediate_calculation_columns=True,  # gamma_* for vetoes and conflict splits
             max_iterations=int(self.extra.get("max_iterations", 25)),
             em_convergence=1e-4,
@@ -310,12 +310,18 @@ class TrainedModel:
             return df
         cond = " OR ".join(f"({v})" for v in vetoes)
         name = f"__ore_{self.spec.name}_predict_vetoed"
+        # only the columns callers read (ids, scores, comparison levels): copying every
+        # compared value and Bayes factor of a million pairs costs more than the veto itself
+        cols = [d[0] for d in self.con.execute(f"SELECT * FROM {df.physical_name} LIMIT 0").description]
+        keep = [c for c in cols if c in ("source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r")
+                or c.startswith("gamma_") or c == "match_key"]
         self.con.execute(f"""
             CREATE OR REPLACE TABLE {name} AS
-            SELECT * REPLACE (
-                CASE WHEN {cond} THEN 0.0 ELSE match_probability END AS match_probability,
-                CASE WHEN {cond} THEN -99.0 ELSE match_weight END AS match_weight)
+            SELECT {", ".join(keep)},
+                   CASE WHEN {cond} THEN -99.0 ELSE match_weight END AS match_weight,
+                   CASE WHEN {cond} THEN 0.0 ELSE match_probability END AS match_probability
             FROM {df.physical_name}""")
+        df.drop_table_from_database_and_remove_from_cache()
         return self.db_api.table_to_splink_dataframe(name, name)
 
     def cluster(self, predictions: Any, threshold: float | None = None) -> Any:
