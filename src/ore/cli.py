@@ -39,6 +39,11 @@ cases_app = typer.Typer(help="Cases: import a triage, move people through the li
 app.add_typer(cases_app, name="cases")
 report_app = typer.Typer(help="Reports over the case store: the funnel.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+package_app = typer.Typer(help="Signed dissemination packages: check one received, print the signing key.",
+                          no_args_is_help=True)
+app.add_typer(package_app, name="package")
+export_app = typer.Typer(help="Exports of an operation: FollowTheMoney entities for Aleph.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -724,6 +729,100 @@ def report_funnel(
     for problem in f.inconsistencies():
         err_console.print(Text(f"warning: {problem}"))
 
+
+
+# --- dissemination and exports (issue 4) -----------------------------------------------------
+
+
+@app.command()
+@user_errors
+def disseminate(
+    force: Annotated[str, typer.Option("--force", help="Receiving force code, e.g. MPS.")],
+    by: Annotated[str, typer.Option("--by", help="Who disseminates (a user name): recorded with each step.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the package .zip and its .pub key.")],
+    operation: Annotated[str | None, typer.Option("--operation", help="The operation, where the store holds several.")] = None,
+    package: Annotated[str | None, typer.Option("--package", help="Only persons of this lead package.")] = None,
+    person: Annotated[
+        list[str] | None, typer.Option("--person", help="Only these persons (repeat); any held back refuses all.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why: recorded with each step.")] = None,
+) -> None:
+    """Disseminate a force's persons whose band is confirmed: a signed zip, each case moved to disseminated."""
+    from ore.cases.disseminate import disseminate as run_disseminate
+    from ore.store import store_for
+
+    ws = _workspace()
+    result = run_disseminate(store_for(ws), ws, force, by=by, out=out, operation=operation, package=package,
+                             persons=person or None, reason=reason)
+    counts = ", ".join(f"{name} {n:,}" for name, n in result.counts.items())
+    console.print(Text(f"{len(result.persons):,} person(s) disseminated to {result.force} ({result.operation}): "
+                       f"{result.path}"), soft_wrap=True)
+    console.print(Text(f"Rows: {counts}"), soft_wrap=True)
+    console.print(Text(f"Public key: {result.public_key_path} (fingerprint {result.key_fingerprint})"), soft_wrap=True)
+    if result.held:
+        console.print(Text(f"{len(result.held):,} person(s) of {result.force} held back:"))
+        for ref, rule, _ in result.held[:20]:
+            console.print(Text(f"  {ref}: rule {rule}"))
+        if len(result.held) > 20:
+            console.print(Text(f"  ... and {len(result.held) - 20:,} more"))
+    if result.sealed_skipped:
+        console.print(Text(f"{result.sealed_skipped:,} sealed person(s) not included."))
+
+
+@package_app.command("verify")
+@user_errors
+def package_verify(
+    zip_path: Annotated[Path, typer.Argument(help="The package .zip received.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The sender's pinned public key (PEM).")],
+) -> None:
+    """Check a package: the signature with the pinned key, then every file's sha256 and row count."""
+    from ore.report.package_sign import load_public_key, verify_package
+
+    v = verify_package(zip_path, load_public_key(public_key))
+    for line in v.checked:
+        console.print(Text(f"ok: {line}"), soft_wrap=True)
+    if v.ok:
+        m = v.manifest or {}
+        console.print(Text(f"VERIFIED: {zip_path} (force {m.get('force')}, operation {m.get('operation')}, "
+                           f"{m.get('persons')} person(s), created {m.get('created_at')})"), soft_wrap=True)
+        return
+    for problem in v.problems:
+        err_console.print(Text(f"FAILED: {problem}"), soft_wrap=True)
+    err_console.print(Text(f"{zip_path}: NOT verified ({len(v.problems)} problem(s)); do not use its contents."),
+                      soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@package_app.command("public-key")
+@user_errors
+def package_public_key(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the PEM to this file.")] = None,
+) -> None:
+    """Print the workspace's signing public key (PEM) and its fingerprint, for receiving forces to pin."""
+    from ore.report.package_sign import fingerprint, public_pem, signing_key
+
+    key = signing_key(_workspace())
+    pem = public_pem(key)
+    if out is not None:
+        out.write_bytes(pem)
+    console.file.write(pem.decode("ascii"))
+    console.print(Text(f"fingerprint (sha256 of the raw key): {fingerprint(key)}"), soft_wrap=True)
+
+
+@export_app.command("ftm")
+@user_errors
+def export_ftm(
+    operation: Annotated[str, typer.Option("--operation", help="The operation to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file of FollowTheMoney entities.")],
+) -> None:
+    """Export an operation's non-sealed persons, addresses, accounts and payments as FollowTheMoney entities."""
+    from ore.report.ftm import export_ftm as run_export
+
+    ws = _workspace()
+    with _store().session() as s:
+        result = run_export(s, out, operation, ws)
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.counts.items()))
+    console.print(Text(f"{sum(result.counts.values()):,} entities written to {out} ({counts})"), soft_wrap=True)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
