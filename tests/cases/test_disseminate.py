@@ -44,8 +44,12 @@ def triaged(tmp_path_factory: pytest.TempPathFactory) -> Triaged:
 
 
 def card_numbers(scenario: Path) -> set[str]:
-    with (scenario / "package" / "leads.csv").open(newline="", encoding="utf-8") as f:
-        return {d for row in csv.DictReader(f) if len(d := re.sub(r"\D", "", row["card_number"] or "")) >= 12}
+    """Every clear card number the scenario holds: the leads' and the card alerts' (reference holdings)."""
+    found = set()
+    for path in (scenario / "package" / "leads.csv", scenario / "reference" / "card_alerts.csv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            found |= {d for row in csv.DictReader(f) if len(d := re.sub(r"\D", "", row["card_number"] or "")) >= 12}
+    return found
 
 
 @dataclass
@@ -91,6 +95,9 @@ def rezip(src: Path, dest: Path, replace: dict[str, bytes | None]) -> Path:
         for name in zin.namelist():
             data = replace.get(name, zin.read(name))
             if data is not None:
+                zout.writestr(name, data)
+        for name, data in replace.items():
+            if name not in zin.namelist() and data is not None:
                 zout.writestr(name, data)
     return dest
 
@@ -217,6 +224,10 @@ def test_verify_passes_and_names_each_failure(triaged, tmp_path, tmp_path_factor
     # a member missing
     v = verify_package(rezip(result.path, tmp_path / "missing.zip", {"holdings.csv": None}), key)
     assert not v.ok and any(p == "holdings.csv: missing from the zip" for p in v.problems), v.problems
+
+    # a member added after signing
+    v = verify_package(rezip(result.path, tmp_path / "added.zip", {"extra.csv": b"a\n1\n"}), key)
+    assert not v.ok and any(p.startswith("extra.csv: in the zip but not in the manifest") for p in v.problems)
 
     # the command: exit 0 on a good package, 1 naming the problem on a bad one
     runner = CliRunner()

@@ -151,6 +151,9 @@ def verify_package(path: Path, public_key: Ed25519PublicKey) -> Verification:
         return v
     with z:
         names = set(z.namelist())
+        doubled = sorted({n for n in z.namelist() if z.namelist().count(n) > 1})
+        if doubled:  # a second member of the same name would shadow the signed one
+            v.problems.append(f"members named twice in the zip: {', '.join(doubled)}")
 
         def read(name: str) -> bytes | None:
             try:
@@ -188,6 +191,8 @@ def verify_package(path: Path, public_key: Ed25519PublicKey) -> Verification:
             v.problems.append(f"{MANIFEST}: unreadable ({e})")
             return v
         v.manifest = manifest
+        if manifest.get("format") != FORMAT:
+            v.problems.append(f"{MANIFEST}: format {manifest.get('format')!r}, expected {FORMAT!r}")
         for entry in listed:
             name = entry.get("name", "?")
             data = read(name)
