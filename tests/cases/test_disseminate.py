@@ -238,3 +238,26 @@ def test_verify_passes_and_names_each_failure(triaged, tmp_path, tmp_path_factor
     pk = runner.invoke(app, ["-w", str(triaged.ws.root), "package", "public-key"])
     assert pk.exit_code == 0 and result.public_key_path.read_text() in pk.output
     assert (triaged.ws.root / "keys" / "signing-ed25519.pem").stat().st_mode & 0o077 == 0
+
+
+def test_disseminate_command(triaged, tmp_path) -> None:
+    import shutil
+
+    from ore.store import store_for
+
+    ws = Workspace.open(shutil.copytree(triaged.ws.root, tmp_path / "ws"))
+    store = store_for(ws)
+    try:
+        st = prepare(store, Triaged(triaged.scenario, ws, triaged.out))
+    finally:
+        store.dispose()
+    runner = CliRunner()
+    base = ["-w", str(ws.root), "disseminate", "--force", st.force, "--by", "sgt.smith", "--out", str(tmp_path / "out")]
+    refused = runner.invoke(app, [*base, "--person", st.unconfirmed])
+    assert refused.exit_code == 2 and "band_confirmed" in refused.output
+    done = runner.invoke(app, base)
+    assert done.exit_code == 0, done.output
+    assert "3 person(s) disseminated" in done.output and "1 sealed person(s) not included" in done.output
+    (zip_path,) = (tmp_path / "out").glob("*.zip")
+    (pub,) = (tmp_path / "out").glob("*.pub")
+    assert verify_package(zip_path, load_public_key(pub)).ok

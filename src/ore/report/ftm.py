@@ -134,7 +134,7 @@ def export_ftm(session: Session, out: Path, operation: str, ws: Workspace | None
             a.add("street", d.get("address_line1"))
             a.add("street2", d.get("address_line2"))
             a.add("city", d.get("town"))
-            a.add("postalCode", d.get("postcode"))
+            a.add("postalCode", (d.get("postcode") or "").upper() or None)
             a.add("country", (d.get("country") or "").lower() or None)
             a = emit(a)
             person.add("addressEntity", a.id)
