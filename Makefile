@@ -12,7 +12,10 @@ $(BIN)/ore: pyproject.toml
 	@touch $@
 
 $(VENV)/.test-deps: $(BIN)/ore
-	$(BIN)/pip install --quiet -e '.[test]'
+	@# the FollowTheMoney extra builds PyICU, which needs ICU's headers: install them where apt can
+	@if ! pkg-config --exists icu-uc 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libicu-dev pkg-config; fi
+	$(BIN)/pip install --quiet -e '.[test,ftm]'
 	@touch $@
 
 demo: $(BIN)/ore

@@ -64,7 +64,10 @@ def _lead_details(ws: Workspace | None, packages: list[str]) -> dict[tuple[str, 
 
 def export_ftm(session: Session, out: Path, operation: str, ws: Workspace | None = None) -> FtmExport:
     """Write the operation's non-sealed persons, their addresses, accounts and payments to ``out`` (JSON lines)."""
-    from followthemoney import model  # imported here: about a second to load, and only this command needs it
+    try:
+        from followthemoney import model  # imported here: about a second to load, and only this command needs it
+    except ImportError:
+        raise OreError("the FollowTheMoney export needs the optional extra: pip install 'ore[ftm]'") from None
 
     op = session.scalar(select(Operation).where(Operation.name == operation))
     if op is None:
