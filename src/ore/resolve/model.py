@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 import yaml
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.blocking_rule_library import And, CustomRule
 from splink import comparison_level_library as cll
 from splink import comparison_library as cl
 
@@ -243,7 +244,7 @@ class ModelSpec:
     name: str
     link_type: str
     comparisons: list[dict[str, Any]]
-    blocking: list[list[str]]
+    blocking: list[Any]  # each a list of columns that must be equal, or {equal: [...], where: SQL over l. and r.}
     training: list[list[str]]
     threshold: float = 0.95
     probability_two_random_records_match: float = 1e-4
@@ -270,13 +271,22 @@ class ModelSpec:
         return SettingsCreator(
             link_type=self.link_type,
             comparisons=[COMPARISONS[c["kind"]](c) for c in self.comparisons],
-            blocking_rules_to_generate_predictions=[block_on(*cols) for cols in self.blocking],
+            blocking_rules_to_generate_predictions=[_blocking_rule(r) for r in self.blocking],
             probability_two_random_records_match=self.probability_two_random_records_match,
             retain_matching_columns=True,  # Splink keeps gamma_* only with the matching columns
             retain_intermediate_calculation_columns=True,  # gamma_* for vetoes and conflict splits
             max_iterations=int(self.extra.get("max_iterations", 25)),
             em_convergence=1e-4,
         )
+
+
+def _blocking_rule(rule: Any) -> Any:
+    """A rule of the settings: columns that must be equal, or a mapping with ``equal`` (those
+    columns) and ``where`` (a further condition on ``l.`` and ``r.``, applied to the pairs
+    the equal columns give, before any comparison is computed)."""
+    if isinstance(rule, dict):
+        return And(block_on(*rule["equal"]), CustomRule(rule["where"]))
+    return block_on(*rule)
 
 
 @dataclass
