@@ -11,9 +11,7 @@ import pytest
 
 from ore.evaluate import evaluate
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE = SHARED / "samples" / "public-1"
-SCORER = SHARED / "eval" / "score.py"
+from shared_paths import SAMPLE, SCORER
 
 
 def _write(path: Path, rows: list[dict]) -> None:

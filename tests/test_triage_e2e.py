@@ -16,7 +16,7 @@ from ore.evaluate import evaluate
 from ore.synth import generate
 
 runner = CliRunner()
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "public-1"
+from shared_paths import SAMPLE  # noqa: E402
 
 TARGETS = {
     "valid_records_accepted": (">=", 1.0),

@@ -18,9 +18,7 @@ from ore.corroborate import corroborate
 from ore.ingest import ingest, load_reference
 from ore.workspace import Workspace
 
-SAMPLE = Path("/work/shared/samples/public-1")
-if not SAMPLE.exists():  # pragma: no cover - the sample lives beside the repository
-    SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "public-1"
+from shared_paths import SAMPLE  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (SAMPLE / "package").exists(), reason="shared sample public-1 not present")
 

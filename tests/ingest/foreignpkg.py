@@ -9,7 +9,7 @@ from typing import Any
 
 from ore.workspace import Workspace
 
-SAMPLES = Path("/work/shared/samples")
+from shared_paths import SAMPLES  # noqa: E402
 FOREIGN = SAMPLES / "foreign-1" / "transactions.csv"
 CANONICAL = SAMPLES / "public-1" / "package" / "leads.csv"
 

@@ -19,7 +19,7 @@ from ore.errors import OreError
 from ore.ingest import ingest, load_reference
 from ore.ingest.cards import CardError, card_digits, luhn_ok, mask, mask_text
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "public-1"
+from shared_paths import SAMPLE  # noqa: E402
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared sample public-1 not present")
 
 

@@ -15,7 +15,7 @@ from ore.cli import app
 from ore.errors import PackageRejected
 from ore.ingest import ingest
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "public-1"
+from shared_paths import SAMPLE  # noqa: E402
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared sample public-1 not present")
 
 

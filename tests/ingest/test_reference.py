@@ -12,7 +12,7 @@ from ore.cli import app
 from ore.errors import OreError, PackageRejected
 from ore.ingest import load_reference
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "public-1"
+from shared_paths import SAMPLE  # noqa: E402
 
 
 def write_reference(directory: Path, **files: str) -> Path:

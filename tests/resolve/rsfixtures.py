@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "public-1"
-if not SAMPLE.exists():  # CI lays shared/ beside the clone
-    SAMPLE = Path("/work/shared/samples/public-1")
+from shared_paths import SAMPLE  # noqa: E402
 PACKAGE_ID = "SYN-PUBLIC-1"
 
 

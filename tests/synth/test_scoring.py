@@ -13,7 +13,7 @@ from synthkit import read_csv
 
 from ore.synth import SynthSummary
 
-SCORE = Path(__file__).resolve().parents[3] / "shared" / "eval" / "score.py"
+from shared_paths import SCORER as SCORE  # noqa: E402
 
 
 def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
