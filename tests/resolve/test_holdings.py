@@ -51,3 +51,33 @@ def test_nickname_and_move_link_on_date_of_birth_and_relative_does_not(sample_ws
             "AND holding = 'register'", [PKG, person[0][0]]).fetchall())
     assert links.get("REG-ROBERT", 0) >= 0.9, links
     assert "REG-BROTHER" not in links
+
+
+def test_same_name_blocking_condition_loses_no_link(sample_ws):
+    """The holdings rule on the same full name carries a ``where`` that keeps only the pairs
+    the veto could let through: without it the links are exactly the same."""
+    import copy
+
+    import duckdb
+
+    from ore.resolve.holdings import link_holdings, load_holdings, load_households
+    from ore.resolve.leads import dedupe_leads, load_leads
+    from ore.resolve.model import ModelSpec, load_settings
+
+    section = copy.deepcopy(load_settings()["holdings"])
+    assert any(isinstance(r, dict) and r.get("where") for r in section["blocking"])
+    plain = copy.deepcopy(section)
+    plain["blocking"] = [r["equal"] if isinstance(r, dict) else r for r in plain["blocking"]]
+    results = []
+    for sec in (section, plain):
+        scon = duckdb.connect()
+        with sample_ws.duckdb() as con:
+            load_leads(con, scon, PACKAGE_ID)
+            dedupe_leads(scon)
+            load_holdings(con, scon)
+            load_households(con, scon)
+        link_holdings(scon, ModelSpec.from_settings("holdings", sec))
+        results.append(scon.execute("SELECT person_id, holding, ref, round(match_probability, 9) FROM holding_link "
+                                    "ORDER BY ALL").fetchall())
+        scon.close()
+    assert results[0] and results[0] == results[1]
