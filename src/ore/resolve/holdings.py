@@ -11,7 +11,10 @@ good spelling among typos can still meet the holding. The model is trained witho
 labels on this package's persons and the holdings: u by seeded random sampling, m by
 expectation maximisation. Blocking on date of birth with a surname key or first initial
 lets a name and date of birth link across a move; blocking on the postcode lets a name
-and postcode link where the date of birth is missing; a name alone never reaches the
+and postcode link where the date of birth is missing; blocking on the full name keeps
+only the pairs the veto could let through (a near date of birth or the same postcode
+area), since at two million holdings namesakes elsewhere were most of the pairs scored;
+a name alone never reaches the
 threshold, and the settings' veto refuses a first name that disagrees outright without
 an agreeing date of birth (a relative at the same address). Each link keeps the best
 match probability and weight over the person's variants.

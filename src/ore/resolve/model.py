@@ -307,7 +307,8 @@ class TrainedModel:
 
     def predict(self, threshold: float | None = None) -> Any:
         """Score the blocked pairs (a SplinkDataFrame: ``unique_id_l``, ``unique_id_r``,
-        ``match_probability``, ``match_weight``, ``gamma_*`` and the compared columns).
+        ``match_probability``, ``match_weight``, ``gamma_*``; without vetoes, also the
+        compared columns).
 
         Pairs a ``veto`` of the spec forbids are scored 0. A veto is a condition on the
         comparison levels (``gamma_<comparison>``: -1 missing, 0 disagrees outright, higher
