@@ -6,50 +6,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from casekit import T0
+from casekit import T0, Triaged, card_numbers, triage_scenario
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from ore.cases import find_case, import_triage, seal, transition
 from ore.cases.disseminate import DisseminationRefused, disseminate
 from ore.cli import app
-from ore.pipeline import triage
 from ore.report.package_sign import MANIFEST, load_public_key, verify_package
 from ore.store.models import Case, Person, Record, Transition
-from ore.synth import generate
 from ore.workspace import Workspace
-
-
-@dataclass
-class Triaged:
-    scenario: Path
-    ws: Workspace
-    out: Path
 
 
 @pytest.fixture(scope="module")
 def triaged(tmp_path_factory: pytest.TempPathFactory) -> Triaged:
-    root = tmp_path_factory.mktemp("dissem")
-    generate(root / "scenario", people=1500, subscribers=120, seed=31)
-    ws = Workspace.open(root / "ws")
-    triage(ws, root / "scenario" / "package", root / "out", reference=root / "scenario" / "reference")
-    return Triaged(root / "scenario", ws, root / "out")
-
-
-def card_numbers(scenario: Path) -> set[str]:
-    """Every clear card number the scenario holds: the leads' and the card alerts' (reference holdings)."""
-    found = set()
-    for path in (scenario / "package" / "leads.csv", scenario / "reference" / "card_alerts.csv"):
-        with path.open(newline="", encoding="utf-8") as f:
-            found |= {d for row in csv.DictReader(f) if len(d := re.sub(r"\D", "", row["card_number"] or "")) >= 12}
-    return found
+    return triage_scenario(tmp_path_factory.mktemp("dissem"), people=1500, subscribers=120, seed=31)
 
 
 @dataclass

@@ -3,50 +3,25 @@ and payments are linked; sealed persons and any card number or token stay out.""
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from casekit import T0
+from casekit import T0, Triaged, card_numbers, triage_scenario
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from ore.cases import find_case, import_triage, seal
 from ore.cli import app
-from ore.pipeline import triage
 from ore.report.ftm import export_ftm
 from ore.store import store_for
 from ore.store.models import Case, Operation, Person, Record
-from ore.synth import generate
 from ore.workspace import Workspace
-
-
-@dataclass
-class Triaged:
-    scenario: Path
-    ws: Workspace
-    out: Path
 
 
 @pytest.fixture(scope="module")
 def triaged(tmp_path_factory: pytest.TempPathFactory) -> Triaged:
-    root = tmp_path_factory.mktemp("ftm")
-    generate(root / "scenario", people=1200, subscribers=100, seed=41)
-    ws = Workspace.open(root / "ws")
-    triage(ws, root / "scenario" / "package", root / "out", reference=root / "scenario" / "reference")
-    return Triaged(root / "scenario", ws, root / "out")
-
-
-def card_numbers(scenario: Path) -> set[str]:
-    """Every clear card number the scenario holds: the leads' and the card alerts' (reference holdings)."""
-    found = set()
-    for path in (scenario / "package" / "leads.csv", scenario / "reference" / "card_alerts.csv"):
-        with path.open(newline="", encoding="utf-8") as f:
-            found |= {d for row in csv.DictReader(f) if len(d := re.sub(r"\D", "", row["card_number"] or "")) >= 12}
-    return found
+    return triage_scenario(tmp_path_factory.mktemp("ftm"), people=1200, subscribers=100, seed=41)
 
 
 def test_export_is_valid_linked_ftm_without_sealed_persons_or_cards(store, triaged, tmp_path) -> None:

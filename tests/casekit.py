@@ -7,17 +7,23 @@ server cannot be reached, the PostgreSQL tests skip and say why.
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, select, text
 
+from ore.pipeline import triage
 from ore.store import Store, open_store
 from ore.store.models import Base, Case, Operation, Package, Person
+from ore.synth import generate
+from ore.workspace import Workspace
 
 PG_ADMIN_URL = os.environ.get("ORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -99,3 +105,28 @@ def add_people(store: Store, n: int, *, grade: str = "A", band: str = "P1", forc
                                   "sealed": False, "event_count": 0, "opened_at": now, "updated_at": now,
                                   "version": 1} for pid in ids])
         return list(s.scalars(select(Case.id).where(Case.person_id.in_(ids)).order_by(Case.id)))
+
+
+@dataclass
+class Triaged:
+    """A generated scenario triaged into a workspace, for tests that start from a real triage."""
+
+    scenario: Path
+    ws: Workspace
+    out: Path
+
+
+def triage_scenario(root: Path, *, people: int, subscribers: int, seed: int) -> Triaged:
+    generate(root / "scenario", people=people, subscribers=subscribers, seed=seed)
+    ws = Workspace.open(root / "ws")
+    triage(ws, root / "scenario" / "package", root / "out", reference=root / "scenario" / "reference")
+    return Triaged(root / "scenario", ws, root / "out")
+
+
+def card_numbers(scenario: Path) -> set[str]:
+    """Every clear card number the scenario holds: the leads' and the card alerts' (reference holdings)."""
+    found = set()
+    for path in (scenario / "package" / "leads.csv", scenario / "reference" / "card_alerts.csv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            found |= {d for row in csv.DictReader(f) if len(d := re.sub(r"\D", "", row["card_number"] or "")) >= 12}
+    return found

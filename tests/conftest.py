@@ -1,16 +1,11 @@
-"""The ``store`` fixture (from tests/cases/casekit.py): every store test runs on SQLite and PostgreSQL."""
+"""Fixtures for every test: ``store`` runs a case-store test on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cases"))  # the shared casekit
-
-from casekit import BACKENDS, Stores, pg_database  # noqa: E402
+from casekit import BACKENDS, Stores, pg_database
 
 from ore.store import Store
 
