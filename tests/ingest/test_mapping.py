@@ -44,6 +44,12 @@ def both(tmp_path_factory):
     return ws
 
 
+def test_a_manifest_made_on_receipt_records_the_rows_read(both):
+    (manifest,) = query(both, "SELECT manifest FROM packages WHERE package_id = 'F1'")[0]
+    meta = json.loads(manifest)["files"]["leads.csv"]
+    assert meta["rows"] == 1000 and meta["original_name"] == "transactions.csv"
+
+
 def test_foreign_export_accounts_for_all_1000_rows_like_the_canonical_sample(both):
     counts = dict(query(both, "SELECT package_id, rows_read FROM ingest_files"))
     assert counts == {"F1": 1000, "CANON": 1000}

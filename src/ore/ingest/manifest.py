@@ -101,9 +101,9 @@ def check_file(path: Path, meta: dict[str, Any]) -> None:
     # would parse every file twice.
 
 
-def manifest_for_export(path: Path, package_id: str, rows: int) -> Manifest:
-    """A manifest made on receipt for a bare export that came without one."""
-    meta = {"sha256": sha256_file(path), "rows": rows, "original_name": path.name}
+def manifest_for_export(path: Path, package_id: str) -> Manifest:
+    """A manifest made on receipt for a bare export that came without one; the load fills in its rows."""
+    meta: dict[str, Any] = {"sha256": sha256_file(path), "rows": None, "original_name": path.name}
     raw = {
         "format": FORMAT,
         "version": VERSION,
