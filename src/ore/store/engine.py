@@ -105,12 +105,22 @@ class Store:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends, rolled back on any error.
+    def session(self, principal: Any = None) -> Iterator[Session]:
+        """A unit of work acting for ``principal``: committed when the block ends, rolled back on any error.
 
+        The principal (``ore.auth.Principal``; internal callers give none and act as the
+        system) is kept in ``session.info`` for the scoping of every case query. On
+        PostgreSQL each transaction also switches to the application role ``ore_app``
+        (not the tables' owner, so row-level security applies) with the principal's
+        ``ore.force`` and ``ore.sealed`` settings, local to the transaction.
         A lost optimistic-lock race surfaces as ``CaseConflict``, one clear message.
         """
+        from ore.auth.principal import SYSTEM
+
         session = self.sessions()
+        session.info["principal"] = principal or SYSTEM
+        if self.dialect == "postgresql":
+            event.listen(session, "after_begin", _enter_app_role)
         try:
             yield session
             session.commit()
@@ -128,6 +138,19 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+APP_ROLE = "ore_app"
+
+
+def _enter_app_role(session: Session, _transaction: Any, connection: Any) -> None:
+    """At each transaction's start: act as ``ore_app`` with the principal's row-level-security settings."""
+    from ore.auth.scope import session_settings
+
+    settings = session_settings(session.info["principal"])
+    connection.exec_driver_sql(f"SET LOCAL ROLE {APP_ROLE}")
+    connection.execute(text("SELECT " + ", ".join(f"set_config('{k}', :v{i}, true)" for i, k in enumerate(settings))),
+                       {f"v{i}": v for i, v in enumerate(settings.values())})
 
 
 def open_store(url: str, *, upgrade: bool = True) -> Store:

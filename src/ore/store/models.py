@@ -131,6 +131,7 @@ class Person(Base):
     identifiers: Mapped[str | None] = mapped_column(Text)
     record_count: Mapped[int] = mapped_column(default=0)
     withdrawn_at: Mapped[datetime | None]  # set when a later triage no longer names this person
+    erased_at: Mapped[datetime | None]  # set when retention purged the personal data (issue 5)
     package: Mapped[Package] = relationship()
     case: Mapped[Case] = relationship(back_populates="person", uselist=False)
 
@@ -258,7 +259,7 @@ class Transition(Base):
     action: Mapped[str] = mapped_column(String(20))  # transition | seal | unseal
     from_status: Mapped[str | None] = mapped_column(String(30))
     to_status: Mapped[str] = mapped_column(String(30))
-    actor: Mapped[str]  # a user name; issue 5 replaces it with an authenticated user
+    actor: Mapped[str]  # the signed-in user's name (ore.auth), or an internal caller's
     at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
     band: Mapped[str | None] = mapped_column(String(8))

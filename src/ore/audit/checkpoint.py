@@ -1,0 +1,91 @@
+"""Signed checkpoints of the audit chain's head, kept outside the database.
+
+The chain proves entries were not changed in place, but a whole database restored from
+an older backup is a consistent chain too, only shorter. A checkpoint (the last entry's
+number and hash, signed with the workspace's Ed25519 key, the same key that signs
+dissemination packages) is exported to somewhere the database's administrator cannot
+rewrite (a write-once share, the auditor's own records). Verifying against it fails if
+the log no longer reaches the checkpoint's entry, or holds a different entry there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ore.audit.verify import verify_chain
+from ore.errors import OreError
+from ore.store.access import AuditEntry
+
+FORMAT = "ore-audit-checkpoint/1"
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def make_checkpoint(session: Session, key: Ed25519PrivateKey, *, at: datetime | None = None) -> dict[str, Any]:
+    """A signed record of the chain's head; refuses if the chain does not verify (a bad log is not endorsed)."""
+    from ore.report.package_sign import fingerprint
+
+    v = verify_chain(session)
+    if not v.ok:
+        raise OreError(f"the audit log does not verify, so no checkpoint was made: {v.problem}")
+    body = {"format": FORMAT, "seq": v.last_seq, "hash": v.last_hash,
+            "created_at": (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds"),
+            "key_fingerprint": fingerprint(key)}
+    return {"checkpoint": body, "signature": base64.b64encode(key.sign(_canonical(body))).decode("ascii")}
+
+
+def write_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(checkpoint, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data["checkpoint"]["seq"], data["checkpoint"]["hash"], data["signature"]  # noqa: B018 - shape check
+    except FileNotFoundError:
+        raise OreError(f"checkpoint {path} not found") from None
+    except (ValueError, KeyError, TypeError):
+        raise OreError(f"{path} is not an audit checkpoint") from None
+    return data
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    ok: bool
+    message: str
+
+
+def check_checkpoint(session: Session, data: dict[str, Any], key: Ed25519PublicKey) -> CheckpointCheck:
+    """Is the checkpoint signed by ``key``, and does the log still hold its entry, unchanged?"""
+    body = data["checkpoint"]
+    try:
+        key.verify(base64.b64decode(data["signature"]), _canonical(body))
+    except (InvalidSignature, ValueError):
+        return CheckpointCheck(False, "the checkpoint's signature does not verify with this workspace's key: "
+                                      "it was altered or made elsewhere")
+    if body.get("format") != FORMAT:
+        return CheckpointCheck(False, f"unknown checkpoint format {body.get('format')!r}")
+    seq, expected = int(body["seq"]), str(body["hash"])
+    if seq == 0:
+        return CheckpointCheck(True, "the checkpoint was made of an empty log")
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.seq == seq))
+    if entry is None:
+        last = session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1)) or 0
+        return CheckpointCheck(False, f"the log ends at entry {last} but the checkpoint of {body['created_at']} "
+                                      f"records entry {seq}: an older copy was restored, or entries were removed")
+    if entry.hash != expected:
+        return CheckpointCheck(False, f"entry {seq} differs from the checkpoint of {body['created_at']}: "
+                                      "the log was replaced or rewritten since")
+    return CheckpointCheck(True, f"the log holds entry {seq} as checkpointed at {body['created_at']}")
