@@ -81,3 +81,26 @@ def test_same_name_blocking_condition_loses_no_link(sample_ws):
                                     "ORDER BY ALL").fetchall())
         scon.close()
     assert results[0] and results[0] == results[1]
+
+
+def test_sister_and_namesake_with_unlike_dates_of_birth_do_not_link(sample_ws, tmp_path):
+    """Dates of birth two digits apart are not agreement enough to excuse another first name (a
+    sister at the same address); two known dates of birth wholly unlike, at another postcode of
+    the same area, are two people of one name."""
+    ws = Workspace.open(tmp_path / "ws")
+    shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
+    with ws.duckdb() as con:
+        con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
+                    f"WHERE package_id = '{PACKAGE_ID}'")
+        _insert_lead(con, "ZZ-SUE-1", "Susan Cooper", "1960-05-16", "scooper@example.org", "68 Stanley Road",
+                     "London", "NW9 2XL", "tok-sue")
+        _insert_lead(con, "ZZ-SUE-2", "Ssan Cooper", None, "scooper@example.org", "68 Stanley Road", "London",
+                     "NW9 2XL", "tok-sue")
+        _insert_register(con, "REG-SISTER", "Linda", "Cooper", "1965-08-16", "68 Stanley Road", "London", "NW9 2XL")
+        _insert_lead(con, "ZZ-KAUR-1", "Caroline Kaur", "1971-03-02", "ckaur71@example.org", "96 Belmont Road",
+                     "Chester", "CH56 9SG", "tok-kaur")
+        _insert_register(con, "REG-NAMESAKE", "Caroline", "Kaur", "1983-09-07", "14 Elm Avenue", "Wirral", "CH44 1GE")
+        resolve(con, PKG, None)
+        linked = con.execute("SELECT ref, match_probability FROM holding_links WHERE package_id = ? "
+                             "AND ref IN ('REG-SISTER', 'REG-NAMESAKE')", [PKG]).fetchall()
+    assert linked == []
