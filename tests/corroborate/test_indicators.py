@@ -13,6 +13,15 @@ def fires(code, leads, visits=None, alerts=None, persons=None):
     return fired(con, code)
 
 
+def weight_of(code, leads, record_id):
+    """The weight ``code`` added to ``record_id`` (its tier), 0 where it did not fire."""
+    con = build_db(leads)
+    run(con)
+    got = con.execute("SELECT max(weight) FROM record_indicators WHERE package_id = ? AND code = ? AND record_id = ?",
+                      [PKG, code, record_id]).fetchall()[0][0]
+    return got or 0.0
+
+
 # --- reference holdings ---------------------------------------------------------------------
 
 
@@ -165,6 +174,28 @@ def test_shared_email():
     assert fires("shared_email", leads) == {"R1", "R2", "R3"}
 
 
+def test_shared_email_two_homes():
+    e = "mikewhitehouse@mail.example"
+    leads = [lead("R1", "c1", "Angus Smith", email=e, postcode="B76 2PX"),
+             lead("R2", "c2", "Julie Shaw", email=e, postcode="SR4 3GL", days=8)]
+    assert fires("shared_email", leads) == {"R1", "R2"}
+
+
+def test_shared_email_not_a_couple():
+    # partners of different surnames at one address, one family email: one household
+    e = "thehome@mail.example"
+    leads = [lead("R1", "c1", "Ann Lee", email=e, postcode="CV3 4TT"),
+             lead("R2", "c2", "Bob Hart", email=e, postcode="CV34TT", days=8)]
+    assert fires("shared_email", leads) == set()
+
+
+def test_shared_account_not_from_two():
+    # a cut-short account name collides between two namesakes more often than two share a login
+    leads = [lead("R1", "c1", "Joan May", username="jmay", postcode="CV3 4TT"),
+             lead("R2", "c2", "James Mayhew", username="jmay", postcode="N8 0WL")]
+    assert fires("shared_account", leads) == set()
+
+
 def test_shared_email_not_one_person_with_three_cards():
     e = "alee@mail.example"
     leads = [lead(f"R{i}", f"c{i}", "Ann Lee", email=e, days=30 * i) for i in range(3)]
@@ -213,10 +244,23 @@ def test_shared_ip_through_orders_and_visits():
 
 
 def test_shared_ip_not_a_household():
-    ip = "81.5.5.5"
-    leads = [lead("R1", "c1", "Ann Lee", ip=ip), lead("R2", "c2", "Bob Lee", ip=ip),
-             lead("R3", "c3", "Cy Lee", ip=ip), lead("R4", "c4", "Di Ford", ip=ip)]
+    # three Lees and their lodger at one postcode: one household, one connection
+    ip, home = "81.5.5.5", "LS1 4AB"
+    leads = [lead("R1", "c1", "Ann Lee", ip=ip, postcode=home), lead("R2", "c2", "Bob Lee", ip=ip, postcode=home),
+             lead("R3", "c3", "Cy Lee", ip=ip, postcode="ls14ab"), lead("R4", "c4", "Di Ford", ip=ip, postcode=home)]
     assert fires("shared_ip", leads) == set()
+
+
+def test_shared_ip_two_homes():
+    # one address ordering on the cards of two people living apart, within days: a fraudster's
+    # connection (weak alone, but it voids the stolen card's rebills as evidence of its owner)
+    ip = "80.0.18.48"
+    leads = [lead("R1", "c1", "Philip Clarke", ip=ip, postcode="SK1 5DA"),
+             lead("R2", "c2", "Andrew Elliott", ip=ip, postcode="B76 2PX", days=4),
+             lead("R3", "c3", "Cy Moss", ip="92.1.1.1", postcode="B76 2PX")]
+    assert fires("shared_ip", leads) == {"R1", "R2"}
+    assert weight_of("shared_ip", leads, "R1") < weight_of("shared_ip", leads + [
+        lead("R4", "c4", "Di Ford", ip=ip, postcode="N8 0WL", days=2)], "R1")
 
 
 def test_name_unlike_cardholder():

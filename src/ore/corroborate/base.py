@@ -97,6 +97,7 @@ def build(
             {_ip_net('ip_n', ip_prefix_octets)} AS ip_net,
             nullif(upper(trim(ip_country)), '') AS ip_cc,
             nullif(upper(trim(country)), '') AS cc,
+            nullif(regexp_replace(upper(coalesce(postcode, '')), '[^A-Z0-9]', '', 'g'), '') AS pc,
             trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) AS typed_name,
             coalesce(cardholder_name, '') AS cardholder_name,
             {_letters('first_name')} AS tfirst,

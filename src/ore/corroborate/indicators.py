@@ -10,10 +10,11 @@ The queries read only the working tables built by :mod:`ore.corroborate.base`:
 ``_cb_names``  per record, how well the typed surname matches the cardholder name (0..1)
 ``_cb_alerts`` card alerts from the reference holdings (empty when none are loaded)
 
-"Different people" is always counted as the least of distinct persons, distinct cards and
-distinct surname keys (first and last letter of the cardholder's surname, so that typing errors
-do not make new people), so neither a person with two cards, nor a resolve that split one person
-in two, nor two people of one name sharing a name-made account looks like many people.
+"Different people" is always counted as the least of distinct persons, distinct cards, distinct
+surname keys (first and last letter of the cardholder's surname, so that typing errors do not
+make new people) and distinct home postcodes, so neither a person with two cards, nor a resolve
+that split one person in two, nor two people of one name sharing a name-made account, nor a
+household sharing one email or connection looks like many people.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-PEOPLE = "least(count(DISTINCT person_key), count(DISTINCT card_token), count(DISTINCT sname))"
+PEOPLE = ("least(count(DISTINCT person_key), count(DISTINCT card_token), count(DISTINCT sname), "
+          "count(DISTINCT coalesce(pc, person_key)))")
 
 
 @dataclass(frozen=True)
@@ -101,43 +103,45 @@ def _carding_reported(p: dict[str, Any]) -> str:
 def _sources(where: str = "") -> str:
     """Each record's sources (IP, email, account) as labelled strings."""
     return f"""
-        SELECT record_id, person_key, card_token, sname, status, ts, 'IP ' || ip_n AS source
+        SELECT record_id, person_key, card_token, sname, pc, status, ts, 'IP ' || ip_n AS source
         FROM _cb_rec WHERE ip_n IS NOT NULL AND ip_net NOT IN (SELECT ip_net FROM _cb_rotating) {where}
         UNION ALL
-        SELECT record_id, person_key, card_token, sname, status, ts, 'email ' || email_n
+        SELECT record_id, person_key, card_token, sname, pc, status, ts, 'email ' || email_n
         FROM _cb_rec WHERE email_n IS NOT NULL {where}
         UNION ALL
-        SELECT record_id, person_key, card_token, sname, status, ts, 'account ' || user_n
+        SELECT record_id, person_key, card_token, sname, pc, status, ts, 'account ' || user_n
         FROM _cb_rec WHERE user_n IS NOT NULL {where}"""
 
 
 def _at_once(uses: str, key: str, days: float) -> str:
     """Per ``key``, the most different people who began using it within ``days`` of each other.
 
-    ``uses`` has columns key, person_key, sname, ts. A fraudster's address or account serves
+    ``uses`` has columns key, person_key, sname, pc, ts. A fraudster's address or account serves
     many people's cards in one campaign; a large provider's proxy (in 2002, AOL's) serves many
     people too, but one now and another months later. People are counted as the least of
-    persons and surname keys, each at its first use.
+    persons, surname keys and home postcodes, each at its first use: the people of one household
+    (one surname, or one postcode) share a connection and count once.
     """
     w = float(days) * 86400
-    return f"""
-        fp AS (SELECT {key}, person_key, min(ts) AS t0 FROM ({uses}) GROUP BY ALL),
-        fs AS (SELECT {key}, sname, min(ts) AS t0 FROM ({uses}) WHERE sname IS NOT NULL GROUP BY ALL),
-        wp AS (SELECT {key}, max(c) AS np FROM (
+
+    def most(col: str, alias: str, where: str = "") -> str:
+        return f"""
+        f{alias} AS (SELECT {key}, {col}, min(ts) AS t0 FROM ({uses}) {where} GROUP BY ALL),
+        w{alias} AS (SELECT {key}, max(c) AS n{alias} FROM (
                    SELECT {key}, count(*) OVER (PARTITION BY {key} ORDER BY t0
-                                                RANGE BETWEEN CURRENT ROW AND {w} FOLLOWING) AS c FROM fp)
-               GROUP BY ALL),
-        ws AS (SELECT {key}, max(c) AS ns FROM (
-                   SELECT {key}, count(*) OVER (PARTITION BY {key} ORDER BY t0
-                                                RANGE BETWEEN CURRENT ROW AND {w} FOLLOWING) AS c FROM fs)
-               GROUP BY ALL),
-        people AS (SELECT wp.{key}, least(wp.np, coalesce(ws.ns, 0)) AS n FROM wp LEFT JOIN ws USING ({key}))"""
+                                                RANGE BETWEEN CURRENT ROW AND {w} FOLLOWING) AS c FROM f{alias})
+               GROUP BY ALL)"""
+
+    return f"""{most("person_key", "p")},{most("sname", "s", "WHERE sname IS NOT NULL")},
+        {most("coalesce(pc, person_key)", "h")},
+        people AS (SELECT wp.{key}, least(wp.np, coalesce(ws.ns, 0), coalesce(wh.nh, 0)) AS n
+                   FROM wp LEFT JOIN ws USING ({key}) LEFT JOIN wh USING ({key}))"""
 
 
 def _card_testing(p: dict[str, Any]) -> str:
     return f"""
     WITH src AS ({_sources()}),
-         {_at_once("SELECT source, person_key, sname, ts FROM src WHERE status = 'declined'", "source",
+         {_at_once("SELECT source, person_key, sname, pc, ts FROM src WHERE status = 'declined'", "source",
                    p['window_days'])},
          g AS (SELECT source, n FROM people WHERE n >= {p['threshold']})
     SELECT src.record_id, first(g.source ORDER BY g.n DESC, g.source) AS source, max(g.n) AS n,
@@ -205,7 +209,7 @@ def _account_pattern(p: dict[str, Any]) -> str:
     WITH acct AS (SELECT coalesce(user_n, email_n) AS acct, bool_or(stem_from_name) AS named
                   FROM _cb_rec GROUP BY ALL),
          -- an account is made from its holder's name if any of its records shows it (typing errors)
-         s AS (SELECT r.record_id, r.person_key, r.card_token, r.sname, r.stem
+         s AS (SELECT r.record_id, r.person_key, r.card_token, r.sname, r.pc, r.stem
                FROM _cb_rec r JOIN acct a ON a.acct = coalesce(r.user_n, r.email_n)
                WHERE length(r.stem) >= 3 AND NOT a.named),
          g AS (SELECT stem, {PEOPLE} AS n FROM s GROUP BY stem HAVING {PEOPLE} >= {p['threshold']})
@@ -224,7 +228,7 @@ def _shared_ip(p: dict[str, Any]) -> str:
                  WHERE ip_n IS NOT NULL AND ip_net NOT IN (SELECT ip_net FROM _cb_rotating)
                  UNION
                  SELECT r.record_id, v.ip_n FROM _cb_rec r JOIN vacct v ON v.user_n = r.user_n),
-         uses AS (SELECT rip.ip, r.person_key, r.sname, r.ts FROM rip JOIN _cb_rec r USING (record_id)),
+         uses AS (SELECT rip.ip, r.person_key, r.sname, r.pc, r.ts FROM rip JOIN _cb_rec r USING (record_id)),
          {_at_once("SELECT * FROM uses", "ip", p['window_days'])},
          g AS (SELECT ip, n FROM people WHERE n >= {p['threshold']})
     SELECT rip.record_id, first(g.ip ORDER BY g.n DESC, g.ip) AS ip, max(g.n) AS n, {p['window_days']:g} AS days
