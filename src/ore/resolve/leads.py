@@ -185,7 +185,10 @@ def _best_values(scon: duckdb.DuckDBPyConnection) -> None:
              ad AS ({_mode("r.address_line1 || '|' || coalesce(r.town, '')",
                            "s.address IS NOT DISTINCT FROM b.address AND s.postcode IS NOT DISTINCT FROM b.postcode")
                      .replace("WHERE", "JOIN person_best b ON b.person_id = p.person_id WHERE", 1)})
-        SELECT b.person_id, nm.v AS display_name, split_part(ad.v, '|', 1) AS address_line1,
+        -- no one record may give both best names (first from one, surname from another): then the
+        -- best names themselves, so that nobody is shown without a name
+        SELECT b.person_id, coalesce(nm.v, nullif(concat_ws(' ', b.first_name, b.last_name), '')) AS display_name,
+               split_part(ad.v, '|', 1) AS address_line1,
                nullif(split_part(ad.v, '|', 2), '') AS town
         FROM person_best b LEFT JOIN nm USING (person_id) LEFT JOIN ad USING (person_id)
         ORDER BY person_id

@@ -1,0 +1,33 @@
+"""Every identified person is shown with a name, even when no one record gives both best names."""
+
+from __future__ import annotations
+
+import shutil
+
+from rsfixtures import PACKAGE_ID
+from test_holdings import _insert_lead
+
+from ore.resolve import resolve
+from ore.workspace import Workspace
+
+PKG = "TEST-HOLDINGS"  # the package _insert_lead writes to
+
+
+def test_name_shown_when_first_and_surname_come_from_different_records(sample_ws, tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
+    with ws.duckdb() as con:
+        con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
+                    f"WHERE package_id = '{PACKAGE_ID}'")
+        # the full first name only on the record whose surname is mistyped; the other gives an initial
+        _insert_lead(con, "ZZ-SH-1", "Sheula Sajnders", None, "sheila_367@example.org", "132 Marlborough Cl",
+                     "Plymouth", "PL22 8HU", "tok-sheila")
+        _insert_lead(con, "ZZ-SH-2", "S Saunders", None, "sheila_367@example.org", "132 Marlborough Cl",
+                     "Plymouth", "PL22 8HU", "tok-sheila")
+        resolve(con, PKG, None)
+        rows = con.execute("""SELECT DISTINCT p.first_name, p.last_name, p.display_name FROM identified_persons p
+                              JOIN resolved_records r USING (package_id, person_id)
+                              WHERE p.package_id = ? AND r.record_id LIKE 'ZZ-SH-%'""", [PKG]).fetchall()
+    assert len(rows) == 1
+    first, last, shown = rows[0]
+    assert shown and shown.upper() == f"{first} {last}".upper() == f"SHEULA {last.upper()}"
