@@ -105,3 +105,35 @@ def test_retriage_replaces_and_never_duplicates(generated: tuple[Path, Path], tm
 def test_shared_sample_meets_the_targets(tmp_path: Path) -> None:
     scores = evaluate(SAMPLE, _triage(tmp_path, SAMPLE))
     assert _misses(scores, TARGETS) == {}, json.dumps(scores)
+
+
+def test_open_cases_listed_from_the_possible_bar_other_holdings_from_the_certain(
+        generated: tuple[Path, Path], tmp_path: Path) -> None:
+    """Deconfliction is a call to another force: an open case is listed from a possible match up;
+    a register entry only from a certain one."""
+    import shutil
+
+    from ore.assess.policy import load_policy
+    from ore.report import write_outputs
+    from ore.workspace import Workspace
+
+    _, out = generated
+    ws = Workspace.open(tmp_path / "ws")
+    shutil.copy(Workspace.open(out.parent / "ws").duckdb_path, ws.duckdb_path)
+    policy = load_policy()
+    between = (policy.possible_link_probability + policy.min_link_probability) / 2
+    with ws.duckdb() as con:
+        pkg = con.execute("SELECT DISTINCT package_id FROM holding_links").fetchall()[0][0]
+        picked = {}
+        for holding in ("open_cases", "register"):
+            person, ref = con.execute("SELECT person_id, ref FROM holding_links WHERE holding = ? ORDER BY ref LIMIT 1",
+                                      [holding]).fetchall()[0]
+            con.execute("UPDATE holding_links SET match_probability = ? WHERE person_id = ? AND ref = ?",
+                        [between, person, ref])
+            picked[holding] = (person, ref)
+        write_outputs(con, pkg, tmp_path / "o", policy.min_link_probability, policy.possible_link_probability)
+    persons = {p["person_id"]: p for p in csv.DictReader((tmp_path / "o" / "persons.csv").open(encoding="utf-8"))}
+    person, ref = picked["open_cases"]
+    assert ref in persons[person]["open_case_refs"].split(";")
+    person, ref = picked["register"]
+    assert ref not in persons[person]["register_ref"].split(";")

@@ -82,7 +82,8 @@ def triage(
         timed("corroborate", lambda: corroborate(con, pid, fraud_policy))
         summary.bands = timed("assess", lambda: assess(con, pid, policy))
         summary.allocation = timed("allocate", lambda: allocate(con, pid))
-        summary.files = timed("write", lambda: write_outputs(con, pid, out, rules.min_link_probability))
+        summary.files = timed("write", lambda: write_outputs(con, pid, out, rules.min_link_probability,
+                                                                   rules.possible_link_probability))
         timed("report", lambda: write_report(con, pid, out / "report.html"))
     summary.seconds = timings
     _write_run_record(summary)

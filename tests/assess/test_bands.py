@@ -103,6 +103,7 @@ def test_a_user_changes_the_banding_without_code(tmp_path: Path) -> None:
         ({"factors.works_with_children.band": "P9"}, "factors.works_with_children.band"),
         ({"bands": ["P1", "P2"]}, "bands"),
         ({"min_link_probability": 2}, "min_link_probability"),
+        ({"possible_link_probability": 0.95}, "possible_link_probability"),
         ({"register_risk_bands.high": "urgent"}, "register_risk_bands"),
     ],
 )

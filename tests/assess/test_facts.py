@@ -53,3 +53,33 @@ def test_records_set_aside_as_fraud_do_not_count_as_purchases() -> None:
     _buy(con, "p", "r3", "CHILD-SITE-1", "abuse", "2000-03-01", fraud=True)
     assess(con, "K")
     assert con.execute("SELECT priority FROM person_priority").fetchall() == [("P4",)]
+
+
+def _link(con, person: str, holding: str, ref: str, p: float) -> None:
+    con.execute("INSERT INTO holding_links VALUES ('K', ?, ?, ?, ?, 0, '')", [person, holding, ref, p])
+
+
+def test_possible_links_are_shown_to_check_but_set_no_band() -> None:
+    con = _world()
+    _buy(con, "p", "r1", "CHILD-SITE-1", "abuse", "2000-01-01")
+    con.execute("INSERT INTO ref_register (register_id, offence_type, risk_level) VALUES ('REG1', 'contact', 'high')")
+    con.execute("INSERT INTO ref_open_cases (case_ref, force_code) VALUES ('KNT/1', 'KNT'), ('KNT/2', 'KNT')")
+    _link(con, "p", "register", "REG1", 0.8)      # possible: shown, no band
+    _link(con, "p", "open_cases", "KNT/1", 0.75)  # possible: listed for deconfliction
+    _link(con, "p", "open_cases", "KNT/2", 0.6)   # under the possible bar: nothing
+    assess(con, "K")
+    band, reasons, sentences = con.execute("SELECT priority, reasons, sentences FROM person_priority").fetchall()[0]
+    assert band == "P4"
+    assert reasons.split(";") == ["abuse_purchase", "open_case", "possible_link"]
+    assert "KNT/1" in sentences and "KNT/2" not in sentences
+    assert "register entry REG1 (link probability 80.0%, under the 90.0% that counts)" in sentences
+
+
+def test_a_certain_register_link_sets_the_band_and_is_not_also_possible() -> None:
+    con = _world()
+    _buy(con, "p", "r1", "CHILD-SITE-1", "abuse", "2000-01-01")
+    con.execute("INSERT INTO ref_register (register_id, offence_type, risk_level) VALUES ('REG1', 'contact', 'high')")
+    _link(con, "p", "register", "REG1", 0.95)
+    assess(con, "K")
+    band, reasons = con.execute("SELECT priority, reasons FROM person_priority").fetchall()[0]
+    assert (band, reasons) == ("P1", "registered_offender;abuse_purchase")

@@ -36,11 +36,21 @@ class PersonFacts:
     own_adult: int = 0
 
 
+# conviction categories a certain link would make a factor of, as a possible match names them
+POSSIBLE = {"sexual_contact_child": "the conviction for contact offending against a child",
+            "sexual_contact_adult": "the conviction for a sexual offence",
+            "iioc": "the conviction for indecent images of children"}
+
+
 def _pct(p: float | None) -> str:
     return "unknown" if p is None else f"{p:.1%}"
 
 
-def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: float) -> dict[str, PersonFacts]:
+def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: float,
+           possible_probability: float | None = None) -> dict[str, PersonFacts]:
+    """Facts per identified person: links from ``min_probability`` up; open cases and possible
+    matches (``possible_link``) from ``possible_probability`` up (default: ``min_probability``)."""
+    possible = min_probability if possible_probability is None else possible_probability
     people: dict[str, PersonFacts] = {
         pid: PersonFacts(pid)
         for (pid,) in con.execute(
@@ -86,11 +96,30 @@ def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: flo
     ):
         facts[pid].append(Fact("children_in_household", {"children": children, "address": address.replace("|", ", "),
                                                          "probability": _pct(p)}))
-    for pid, ref, force in rows(
+    for pid, ref, force in con.execute(
         "SELECT h.person_id, o.case_ref, o.force_code "
-        + links.format(join="JOIN ref_open_cases o ON o.case_ref = h.ref", holding="open_cases")
-    ):
+        + links.format(join="JOIN ref_open_cases o ON o.case_ref = h.ref", holding="open_cases"),
+        [package_id, possible],
+    ).fetchall():
         facts[pid].append(Fact("open_case", {"case_ref": ref, "force_code": force or "another force"}))
+    # under the bar, over the possible: what would raise the band if it were certain
+    for pid, holding, ref, p in con.execute(
+        f"""
+        SELECT h.person_id, h.holding, h.ref, h.match_probability
+        FROM holding_links h
+        LEFT JOIN ref_convictions c ON h.holding = 'convictions' AND c.conviction_ref = h.ref
+        LEFT JOIN ref_employment e ON h.holding = 'employment' AND e.employment_ref = h.ref
+        WHERE h.package_id = ? AND h.match_probability >= ? AND h.match_probability < ?
+          AND (h.holding = 'register'
+               OR (h.holding = 'convictions' AND c.offence_category IN ({", ".join(f"'{k}'" for k in POSSIBLE)}))
+               OR (h.holding = 'employment' AND e.works_with_children))
+        ORDER BY h.person_id, h.match_probability DESC, h.ref
+        """,
+        [package_id, possible, min_probability],
+    ).fetchall():
+        what = POSSIBLE.get(holding, "the register entry" if holding == "register" else "the job with children")
+        facts[pid].append(Fact("possible_link", {"what": what, "ref": ref, "probability": _pct(p),
+                                                 "needed": _pct(min_probability)}))
     for pid, fs in facts.items():
         if pid in people:
             people[pid].facts.extend(fs)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ore.errors import OreError
 
@@ -39,6 +39,13 @@ class Policy(BaseModel):
     not_suspect: dict[str, str]
     unidentified: dict[str, Factor]
     min_link_probability: float = Field(ge=0, le=1)
+    possible_link_probability: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _possible_below_min(self) -> Policy:
+        if self.possible_link_probability > self.min_link_probability:
+            raise ValueError("possible_link_probability must not be above min_link_probability")
+        return self
 
     @field_validator("bands")
     @classmethod

@@ -36,7 +36,8 @@ def _unidentified(con: duckdb.DuckDBPyConnection, package_id: str, policy: Polic
 def assess(con: duckdb.DuckDBPyConnection, package_id: str, policy_path: Path | None = None) -> dict[str, int]:
     """Band every person of the package; returns the count per band."""
     policy = load_policy(policy_path)
-    results = {pid: assess_person(f, policy) for pid, f in gather(con, package_id, policy.min_link_probability).items()}
+    results = {pid: assess_person(f, policy) for pid, f in gather(con, package_id, policy.min_link_probability,
+                                                        policy.possible_link_probability).items()}
     results.update(_unidentified(con, package_id, policy))
     con.execute(
         "CREATE TABLE IF NOT EXISTS person_priority (package_id VARCHAR, person_id VARCHAR, priority VARCHAR,"

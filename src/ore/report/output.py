@@ -60,12 +60,17 @@ def records_rows(con: duckdb.DuckDBPyConnection, package_id: str) -> list[tuple[
     ).fetchall()
 
 
-def persons_rows(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: float) -> list[tuple[Any, ...]]:
+def persons_rows(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: float,
+                 deconflict_probability: float | None = None) -> list[tuple[Any, ...]]:
+    """One row per person; open cases are listed from ``deconflict_probability`` up (a call to
+    the force that holds one costs little), every other holding from ``min_probability``."""
     return con.execute(
         """
         WITH links AS (
             SELECT person_id, holding, string_agg(DISTINCT ref, ';' ORDER BY ref) AS refs
-            FROM holding_links WHERE package_id = $1 AND match_probability >= $2 AND holding <> 'households'
+            FROM holding_links
+            WHERE package_id = $1 AND holding <> 'households'
+              AND match_probability >= CASE WHEN holding = 'open_cases' THEN $3 ELSE $2 END
             GROUP BY person_id, holding),
         kids AS (
             SELECT h.person_id, max(x.children_under_18) AS children
@@ -97,7 +102,7 @@ def persons_rows(con: duckdb.DuckDBPyConnection, package_id: str, min_probabilit
         WHERE s.package_id = $1
         ORDER BY 1
         """,
-        [package_id, min_probability],
+        [package_id, min_probability, min_probability if deconflict_probability is None else deconflict_probability],
     ).fetchall()
 
 
@@ -108,10 +113,12 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, package_id: str) -> list[tup
     ).fetchall()
 
 
-def write_outputs(con: duckdb.DuckDBPyConnection, package_id: str, out: Path, min_probability: float) -> dict[str, int]:
+def write_outputs(con: duckdb.DuckDBPyConnection, package_id: str, out: Path, min_probability: float,
+                  deconflict_probability: float | None = None) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     return {
         "records": write_csv(out / "records.csv", RECORD_COLUMNS, records_rows(con, package_id)),
-        "persons": write_csv(out / "persons.csv", PERSON_COLUMNS, persons_rows(con, package_id, min_probability)),
+        "persons": write_csv(out / "persons.csv", PERSON_COLUMNS,
+                             persons_rows(con, package_id, min_probability, deconflict_probability)),
         "quarantine": write_csv(out / "quarantine.csv", QUARANTINE_COLUMNS, quarantine_rows(con, package_id)),
     }
