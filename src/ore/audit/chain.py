@@ -80,3 +80,20 @@ def record(
     entry = AuditEntry(seq=seq, at=when, username=user, action=action, category=category, objects=objs,
                        purpose=purpose, outcome=outcome, detail=det, prev_hash=last_hash, hash=h)
     return entry
+
+
+def record_for(
+    session: Session, *, action: str, category: str, objects: Iterable[str] = (), default_purpose: str,
+    detail: dict[str, Any] | None = None, outcome: str = "ok", user: str | None = None,
+) -> AuditEntry:
+    """Append an entry for the session's user, with the purpose the session was opened for (else the default).
+
+    ``user`` names the actor for internal (system) sessions, which have no signed-in user.
+    """
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of
+
+    who = principal_of(session)
+    name = (user or who.username) if is_system(who) else who.username
+    return record(session, user=name, action=action, category=category, objects=objects,
+                  purpose=session.info.get("purpose") or default_purpose, outcome=outcome, detail=detail)

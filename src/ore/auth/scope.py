@@ -31,12 +31,16 @@ def principal_of(session: Session) -> Principal:
     return session.info.get("principal", SYSTEM)
 
 
-def visible_cases(who: Principal) -> ColumnElement[bool]:
-    """The condition on ``cases`` that keeps to what ``who`` may see."""
+def visible_cases(who: Principal, *, counting: bool = False) -> ColumnElement[bool]:
+    """The condition on ``cases`` that keeps to what ``who`` may see.
+
+    ``counting``: for counts only (the funnel), where sealed persons still count but no
+    one is named, so only the force scope applies.
+    """
     conds: list[ColumnElement[bool]] = []
     if not who.all_forces:
         conds.append(Case.force_code == who.force if who.force else false())
-    if not who.sees_sealed:
+    if not who.sees_sealed and not counting:
         conds.append(Case.sealed.is_(False))
     return and_(true(), *conds)
 

@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from ore.errors import OreError
 from ore.store.models import Case, Person
@@ -55,16 +54,20 @@ class Overdue:
 def overdue(session: Session, *, now: datetime | None = None, force: str | None = None) -> list[Overdue]:
     """Disseminated cases past their due time with no action yet, most overdue first."""
     now = now or datetime.now(UTC)
+    from ore.cases.queries import case_query, consulted
+
     q = (
-        select(Case).join(Case.person).options(joinedload(Case.person))
+        case_query(session)
         .where(Case.due_at.is_not(None), Case.due_at < now, Case.first_action_at.is_(None),
                Case.sealed.is_(False), Case.status.not_in(("eliminated", "no_further_action")))
         .order_by(Case.due_at, Person.person_ref)
     )
     if force:
         q = q.where(Case.force_code == force)
-    return [
+    found = [
         Overdue(c.person.person_ref, c.person.display_name, c.band, c.force_code, c.status,
                 c.disseminated_at, c.due_at, now - c.due_at)  # type: ignore[arg-type,operator]
         for c in session.scalars(q)
     ]
+    consulted(session, "cases.overdue", [o.person_ref for o in found], {"force": force} if force else None)
+    return found

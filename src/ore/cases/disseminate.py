@@ -27,16 +27,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ore import __version__
+from ore.audit.chain import record_for
+from ore.auth import approvals
+from ore.auth.principal import Principal
+from ore.auth.scope import principal_of
 from ore.cases.lifecycle import Request, TransitionRefused, check, transition_many
 from ore.cases.queries import case_query
 from ore.errors import OreError
 from ore.report.package_sign import FORMAT, file_entry, fingerprint, public_pem, signing_key, write_signed_zip
 from ore.report.safecsv import csv_text
 from ore.store import Store
+from ore.store.access import Disclosure
 from ore.store.models import Case, HoldingLink, Operation, Package, Person, Recommendation, Record
 from ore.workspace import Workspace
 
@@ -111,11 +116,21 @@ def _held_by(case: Case, req: Request, at: datetime) -> TransitionRefused | None
 
 
 def disseminate(
-    store: Store, ws: Workspace, force: str, *, by: str, out: Path, operation: str | None = None,
+    store: Store, ws: Workspace, force: str, *, by: str = "", out: Path, operation: str | None = None,
     package: str | None = None, persons: list[str] | None = None, reason: str | None = None,
-    at: datetime | None = None,
+    at: datetime | None = None, principal: Principal | None = None, approval: int | None = None,
+    purpose: str = "disclosure",
 ) -> Dissemination:
-    """Disseminate the force's confirmed persons: move their cases, write and sign the package."""
+    """Disseminate the force's confirmed persons: move their cases, write and sign the package.
+
+    With a signed-in ``principal`` (who needs ``cases.disseminate``) the two-person rule
+    applies: a package holding a P1 person, or a person allocated to another force, needs
+    an ``approval`` for ``force``. The disclosure (recipient, persons, package file) is an
+    audit entry and a ``disclosures`` row per person, in the transaction that moves the cases.
+    """
+    if principal is not None:
+        principal.require("cases.disseminate", "disseminate")
+        by = principal.username
     force = force.strip()
     if not force:
         raise OreError("give the receiving force's code (--force)")
@@ -124,9 +139,10 @@ def disseminate(
     key = signing_key(ws)
     written: Path | None = None
     try:
-        with store.session() as s:
+        with store.session(principal) as s:
+            s.info["purpose"] = purpose
             op = _operation(s, operation, force)
-            q = (case_query().where(Case.operation_id == op.id, Person.withdrawn_at.is_(None))
+            q = (case_query(s).where(Case.operation_id == op.id, Person.withdrawn_at.is_(None))
                  .where((Case.force_code == force) | (Case.force_code.is_(None) & (Person.force_code == force))))
             if package:
                 q = q.where(Package.package_ref == package)
@@ -161,6 +177,11 @@ def disseminate(
                 raise DisseminationRefused(
                     f"nothing to disseminate to {force} in {op.name}: no person with a confirmed band is waiting "
                     f"({len(held)} held back{first})", held)
+            who = principal_of(s)
+            if any(c.band == "P1" for c in ready):
+                approvals.use(s, who, "disseminate_p1", force, approval)
+            elif any((c.person.force_code or force) != force for c in ready):
+                approvals.use(s, who, "cross_force_disclosure", force, approval)
             # The lifecycle's own step: the guard runs again and each move is recorded with who, when, why.
             transition_many(s, [(c, Request(to="disseminated", by=by, reason=reason, at=at, force=force))
                                 for c in ready])
@@ -178,6 +199,14 @@ def disseminate(
                 "key_fingerprint": fingerprint(key),
                 "files": [file_entry(name, data, counts[name]) for name, data in files.items()],
             }
+            entry = record_for(s, action="disseminate", category="disclosure", user=by, default_purpose="disclosure",
+                               objects=[c.person.person_ref for c in ready],
+                               detail={"recipients": [force], "operation": op.name, "file": path.name,
+                                       "counts": counts, "approval": approval})
+            s.execute(insert(Disclosure.__table__), [
+                {"audit_seq": entry.seq, "person_id": c.person_id, "person_ref": c.person.person_ref,
+                 "package_ref": c.person.package.package_ref, "recipient": force, "kind": "dissemination", "at": at}
+                for c in ready])
             write_signed_zip(path, files, manifest, key)
             written = path
             pub = out / f"{stem}.pub"

@@ -3,7 +3,8 @@
 Counted in SQL from the case rows, never from a separate tally: a case counts at a
 stage if it ever reached it (its milestone time is set), so a person arrested and
 later eliminated still counts as arrested, and as eliminated. Sealed cases are
-counted (their numbers stay; issue 5 keeps their names out of the lists).
+counted (their numbers stay; their names are kept out of every list). A user of one force
+counts only the cases disseminated to it (``ore.auth.scope``).
 
 "Identified" counts every case: each person the triage named and each unidentified
 subject (a subject is worked, and may be arrested, like anyone else). A person a later
@@ -25,6 +26,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from ore.auth.scope import principal_of, visible_cases
 from ore.store.models import Case, Operation, Person, Safeguarding
 
 STAGES: tuple[tuple[str, str], ...] = (
@@ -123,6 +125,7 @@ def _counts(session: Session, by: str | None, operation: str | None) -> list[Fun
         .outerjoin(kids, kids.c.case_id == Case.id)
         .group_by(key).order_by(key)
     )
+    q = q.where(visible_cases(principal_of(session), counting=True))
     if operation:
         q = q.join(Operation, Operation.id == Case.operation_id).where(Operation.name == operation)
     return [FunnelRow(str(r[0]), {c: int(v) for c, v in zip(COLUMNS, r[1:], strict=True)}) for r in session.execute(q)]
@@ -132,7 +135,8 @@ def _medians(session: Session, operation: str | None) -> tuple[dict[str, timedel
     band = func.coalesce(Case.band, Case.recommended_band, "none")
     secs = seconds_between(Case.disseminated_at, Case.first_action_at)
     base = select(band.label("band"), secs.label("secs")).where(
-        and_(Case.disseminated_at.is_not(None), Case.first_action_at.is_not(None)))
+        and_(Case.disseminated_at.is_not(None), Case.first_action_at.is_not(None)),
+        visible_cases(principal_of(session), counting=True))
     if operation:
         base = base.join(Operation, Operation.id == Case.operation_id).where(Operation.name == operation)
     d = base.subquery()

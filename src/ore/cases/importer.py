@@ -33,6 +33,8 @@ import duckdb
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from ore.audit.chain import record
+from ore.auth.principal import Principal
 from ore.errors import OreError
 from ore.store import Store
 from ore.store.models import (
@@ -228,8 +230,19 @@ class _Changes:
 
 def import_triage(
     store: Store, ws: Workspace, outdir: Path | None = None, *, package_id: str | None = None, actor: str = "ore",
+    principal: Principal | None = None, purpose: str = "triage",
 ) -> ImportSummary:
-    """Commit the triage of a package (found from ``outdir``, or named) to the case store."""
+    """Commit the triage of a package (found from ``outdir``, or named) to the case store.
+
+    ``principal``, the signed-in user, needs ``cases.import`` and is the actor. The import
+    itself runs with the system's view of the store: it must see every person of the
+    package, sealed or not, to update rather than duplicate them; it shows no one, and
+    reports only counts. It is logged as a collection and a combination (the triage
+    linked records into persons and persons to holdings), in the same transaction.
+    """
+    if principal is not None:
+        principal.require("cases.import", "import a triage into the case store")
+        actor = principal.username
     if outdir is None and package_id is None:
         raise OreError("give the triage OUTDIR (or the package id) to import")
     with ws.duckdb(read_only=True) as con:
@@ -241,7 +254,14 @@ def import_triage(
         _check_bands(Path(outdir), package_id, triage)
     fingerprint = _fingerprint(Path(outdir)) if outdir is not None else None
     with store.session() as session:
-        return _write(session, package_id, triage, str(outdir) if outdir else None, fingerprint, actor)
+        summary = _write(session, package_id, triage, str(outdir) if outdir else None, fingerprint, actor)
+        counts = {k: v for k, v in summary.counts.items() if v}
+        # The same run again collects nothing and writes nothing, not even an audit entry.
+        for category in ("collection", "combination") if summary.status != "unchanged" else ():
+            record(session, user=actor, action="cases.import", category=category, objects=[package_id],
+                   purpose=purpose, detail={"operation": summary.operation, "status": summary.status,
+                                            "counts": counts, "outdir": str(outdir) if outdir else None})
+        return summary
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any], fields: Iterable[str]) -> dict[str, tuple[Any, Any]]:

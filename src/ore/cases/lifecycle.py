@@ -4,7 +4,8 @@ what each step changes (milestone time, s.38 category, deadline).
 The table below *is* the lifecycle: the CLI, the tests and the docs read it. A step
 is recorded only if every rule allows it; a refusal names the rule and its sentence,
 so the person refused knows what would make it allowed. Every step records who
-(``actor``, a user name until issue 5 brings authenticated users), when (UTC) and why.
+(``actor``: the signed-in user; internal callers name one), when (UTC) and why, and is an
+audit entry (alteration) in the same transaction. ``authorise`` checks the user's roles.
 
 Why these rules: the original operation disseminated unconfirmed bands and arrested
 people whose only link was a stolen card. A band is advisory until a supervisor
@@ -138,12 +139,46 @@ class TransitionRefused(OreError):
         super().__init__(f"{who}refused by rule {rule}: {sentence}")
 
 
-def authorise(actor: str, action: str, case: Case) -> None:
-    """Seam for issue 5: check that ``actor`` holds a role allowed to take ``action`` on ``case``.
+def authorise(session: Session, action: str, case: Case, *, override_by: str | None = None) -> None:
+    """Refuse unless the session's user may take ``action`` (a status, ``seal`` or ``unseal``) on ``case``.
 
-    Until users and roles exist, an actor is a name and every named actor is allowed;
-    the rules above still apply to everyone.
+    The permission comes from the roles policy (``ore/auth/roles.yaml``: ``steps``); a
+    case the user may not see is refused exactly as a missing one, so that another
+    force's case does not even show that it exists. An override of a rule must be a
+    named, active user holding ``cases.override`` (a supervisor), not the actor.
+    Internal callers (no signed-in user) are trusted: the rules above apply to them still.
     """
+    from ore.auth.policy import load_policy
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of
+
+    who = principal_of(session)
+    if is_system(who):
+        return
+    ref = case.person.person_ref if case.person is not None else f"case {case.id}"
+    hidden = (not who.all_forces and case.force_code != who.force) or (case.sealed and not who.sees_sealed)
+    if hidden:
+        raise OreError(f"no case for person {ref}: import the triage first (ore cases import OUTDIR)")
+    need = ({"seal": "cases.seal", "unseal": "cases.unseal", "safeguard": "cases.safeguard"}.get(action)
+            or load_policy().step_permission(action))
+    who.require(need, f"take the step {action} on {ref}")
+    if override_by:
+        _check_override(session, who.username, override_by, ref)
+
+
+def _check_override(session: Session, actor: str, override_by: str, ref: str) -> None:
+    from sqlalchemy import select
+
+    from ore.auth.principal import principal_for
+    from ore.store.access import User
+
+    if override_by == actor:
+        raise OreError(f"{ref}: an override is a second person's decision: {actor} cannot override for themself")
+    user = session.scalar(select(User).where(User.username == override_by))
+    if user is None or user.disabled:
+        raise OreError(f"{ref}: the override must name an active user; {override_by!r} is not one")
+    if not principal_for(user.username, user.roles.split(), user.force_code).can("cases.override"):
+        raise OreError(f"{ref}: {override_by} may not authorise overrides (it needs the permission cases.override)")
 
 
 # --- requests and their application ----------------------------------------------------------
@@ -212,8 +247,12 @@ def check(case: Case, req: Request, at: datetime) -> str | None:
 
 
 def _apply(case: Case, req: Request, at: datetime, overridden: str | None,
-           deadlines: Mapping[str, timedelta]) -> dict[str, Any]:
-    """Change ``case`` in memory for an allowed step; return the transition row to insert."""
+           deadlines: Mapping[str, timedelta]) -> list[dict[str, Any]]:
+    """Change ``case`` in memory for an allowed step; return the transition rows to insert.
+
+    Elimination also seals the person (a second row, ``seal``): they were wrongly
+    identified, so only auditors and admins see them from now on.
+    """
     step = STEPS[req.to]
     before_status, before_category = case.status, case.s38_category
     case.status = req.to
@@ -234,23 +273,32 @@ def _apply(case: Case, req: Request, at: datetime, overridden: str | None,
         ground = req.ground or "card_fraud_victim"
         case.elimination_ground = ground
         case.s38_category = ELIMINATION_GROUNDS[ground]
+        case.sealed = True  # a wrongly identified person leaves every list, queue and export
     if step.category:
         case.s38_category = step.category
     case.event_count += 1
     case.updated_at = at
-    return {
+    rows = [{
         "case_id": case.id, "seq": case.event_count, "action": "transition", "from_status": before_status,
         "to_status": req.to, "actor": req.by.strip(), "at": at, "reason": req.reason.strip(),
         "band": req.band if req.to == "triaged" else None, "force_code": force,
         "override_by": req.override_by if overridden else None,
         "override_reason": req.override_reason if overridden else None, "overridden_rule": overridden,
         "category_before": before_category, "category_after": case.s38_category,
-    }
+    }]
+    if req.to == "eliminated":
+        case.event_count += 1
+        rows.append({"case_id": case.id, "seq": case.event_count, "action": "seal", "from_status": req.to,
+                     "to_status": req.to, "actor": req.by.strip(), "at": at,
+                     "reason": "Sealed on elimination: the person was wrongly identified.", "band": None,
+                     "force_code": None, "override_by": None, "override_reason": None, "overridden_rule": None,
+                     "category_before": case.s38_category, "category_after": case.s38_category})
+    return rows
 
 
 # The columns a step may change; written by ``transition_many`` in one versioned executemany.
 LIFECYCLE_COLUMNS = (
-    "status", "s38_category", "band", "band_confirmed", "force_code", "elimination_ground", "event_count",
+    "status", "s38_category", "band", "band_confirmed", "force_code", "elimination_ground", "event_count", "sealed",
     "updated_at", "due_at", "first_action_at", *sorted({s.milestone for s in STEPS.values() if s.milestone}),
 )
 
@@ -297,7 +345,12 @@ def transition_many(
     changed by someone else since it was read raises ``StaleDataError`` (``CaseConflict``
     from ``Store.session``).
     """
+    from ore.audit.chain import record_for
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of
+
     dl = deadlines if deadlines is not None else _default_deadlines()
+    who = principal_of(session)
     session.flush()  # anything pending goes first, under the ORM's own version check
     rows: list[dict[str, Any]] = []
     touched: dict[int, Case] = {}
@@ -307,18 +360,26 @@ def transition_many(
     with session.no_autoflush:
         for case, req in steps:
             at = _aware(req.at)
-            authorise(req.by, req.to, case)
+            if not is_system(who):
+                req.by = who.username  # the signed-in user, whatever name the caller passed
+            authorise(session, req.to, case, override_by=req.override_by)
             overridden = check(case, req, at)
             if case.id not in touched:
                 touched[case.id] = case
                 versions[case.id] = case.version
-            rows.append(_apply(case, req, at, overridden, dl))
+            rows.extend(_apply(case, req, at, overridden, dl))
         _write_cases(session, touched, versions)
     if rows:
         # Core executemany: the ORM's bulk insert would split rows whose None columns differ into
         # single statements, and a bulk step writes tens of thousands of them.
         session.execute(insert(Transition.__table__), rows)
-    return len(rows)
+        steps_to = sorted({r["to_status"] for r in rows if r["action"] == "transition"})
+        refs = sorted({c.person.person_ref for c in touched.values()})
+        record_for(session, action="cases.transition", category="alteration", objects=refs, user=rows[0]["actor"],
+                   default_purpose="supervision" if set(steps_to) <= {"triaged", "disseminated"} else "investigation",
+                   detail={"steps": sum(r["action"] == "transition" for r in rows), "to": steps_to,
+                           "overrides": sorted({r["overridden_rule"] for r in rows if r.get("overridden_rule")})})
+    return sum(r["action"] == "transition" for r in rows)
 
 
 def transition(session: Session, case: Case, to: str, *, by: str, reason: str, at: datetime | None = None,
@@ -338,7 +399,14 @@ def _seal_step(session: Session, case: Case, *, seal: bool, by: str, reason: str
         raise TransitionRefused("actor_named", ref)
     if not (reason or "").strip():
         raise TransitionRefused("reason_given", ref)
-    authorise(by, "seal" if seal else "unseal", case)
+    authorise(session, "seal" if seal else "unseal", case)
+    from ore.audit.chain import record_for
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of
+
+    who = principal_of(session)
+    if not is_system(who):
+        by = who.username
     case.sealed = seal
     case.event_count += 1
     case.updated_at = max(when, case.updated_at)
@@ -348,10 +416,12 @@ def _seal_step(session: Session, case: Case, *, seal: bool, by: str, reason: str
         "from_status": case.status, "to_status": case.status, "actor": by.strip(), "at": when,
         "reason": reason.strip(), "category_before": case.s38_category, "category_after": case.s38_category,
     }])
+    record_for(session, action="cases.seal" if seal else "cases.unseal", category="alteration",
+               objects=[ref], user=by.strip(), default_purpose="supervision", detail={"reason": reason.strip()})
 
 
 def seal(session: Session, case: Case, *, by: str, reason: str, at: datetime | None = None) -> None:
-    """Seal a person: no step is accepted until they are unsealed (issue 5 adds who may see them)."""
+    """Seal a person: no step is accepted until they are unsealed, and only auditors and admins see them."""
     _seal_step(session, case, seal=True, by=by, reason=reason, at=at)
 
 

@@ -2,7 +2,12 @@
 
 A person reference (``PER000123``, ``U00007``) is unique within a package, not
 across packages: where it is ambiguous the caller names the package.
-Issue 5 puts force scoping here, in the one place every case query passes through.
+
+Force scoping happens here, in the one place every case query passes through:
+``case_query(session)`` keeps to the cases the session's user may see
+(``ore.auth.scope.visible_cases``). Another force's case, or a sealed one, answers
+exactly as a missing one. Every view by a signed-in user (a case shown, or listed in
+results) is an audit entry (consultation) in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,18 +18,29 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
+from ore.audit.chain import record_for
+from ore.auth.principal import is_system
+from ore.auth.scope import principal_of, visible_cases
 from ore.errors import OreError
 from ore.store.models import Case, HoldingLink, Package, Person, Recommendation, Record, Safeguarding, Transition
 
 
-def case_query() -> Select[tuple[Case]]:
-    """Every case query starts here (the seam for issue 5's force scoping)."""
-    return select(Case).join(Case.person).join(Person.package).options(joinedload(Case.person))
+def case_query(session: Session) -> Select[tuple[Case]]:
+    """Every case query starts here: the cases (with person and package) the session's user may see."""
+    return (select(Case).join(Case.person).join(Person.package).options(joinedload(Case.person))
+            .where(visible_cases(principal_of(session))))
+
+
+def consulted(session: Session, action: str, refs: list[str], detail: dict[str, Any] | None = None) -> None:
+    """Log that the session's user saw these persons (nothing for internal callers, who show no one)."""
+    if not is_system(principal_of(session)):
+        record_for(session, action=action, category="consultation", objects=refs, default_purpose="investigation",
+                   detail=detail)
 
 
 def find_case(session: Session, person_ref: str, package: str | None = None) -> Case:
     """The case of ``person_ref`` (in ``package`` where given); a clear error if none or several."""
-    q = case_query().where(Person.person_ref == person_ref)
+    q = case_query(session).where(Person.person_ref == person_ref)
     if package:
         q = q.where(Package.package_ref == package)
     found = list(session.scalars(q))
@@ -40,7 +56,7 @@ def find_case(session: Session, person_ref: str, package: str | None = None) -> 
 def list_cases(session: Session, *, band: str | None = None, force: str | None = None, status: str | None = None,
                package: str | None = None, limit: int | None = None) -> list[Case]:
     """Cases filtered by band (confirmed, else recommended), force (disseminated, else allocated) and status."""
-    q = case_query()
+    q = case_query(session)
     if band:
         q = q.where((Case.band == band) | (Case.band.is_(None) & (Case.recommended_band == band)))
     if force:
@@ -52,7 +68,11 @@ def list_cases(session: Session, *, band: str | None = None, force: str | None =
     q = q.order_by(Package.package_ref, Person.person_ref)
     if limit:
         q = q.limit(limit)
-    return list(session.scalars(q))
+    found = list(session.scalars(q))
+    consulted(session, "cases.list", [c.person.person_ref for c in found],
+              {"filters": {k: v for k, v in (("band", band), ("force", force), ("status", status),
+                                             ("package", package)) if v}})
+    return found
 
 
 @dataclass
@@ -79,6 +99,7 @@ class CaseView:
 def show_case(session: Session, person_ref: str, package: str | None = None) -> CaseView:
     case = find_case(session, person_ref, package)
     pid = case.person_id
+    consulted(session, "cases.show", [case.person.person_ref], {"package": case.person.package.package_ref})
     return CaseView(
         case,
         list(session.scalars(select(Recommendation).where(Recommendation.person_id == pid).order_by(Recommendation.id))),

@@ -44,11 +44,23 @@ def record_safeguarding(
         raise OreError(f"{case.person.person_ref} is sealed: unseal before recording against the case")
     if identified_on and safeguarded_on and safeguarded_on < identified_on:
         raise OreError("children cannot be safeguarded before they were identified")
+    from ore.audit.chain import record_for
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of
+    from ore.cases.lifecycle import authorise
+
+    authorise(session, "safeguard", case)
+    who = principal_of(session)
+    if not is_system(who):
+        by = who.username
     row = Safeguarding(case_id=case.id, children_identified=identified, children_safeguarded=safeguarded,
                        agency=agency.strip(), identified_on=identified_on, safeguarded_on=safeguarded_on,
                        recorded_by=by.strip(), note=note)
     session.add(row)
     session.flush()
+    record_for(session, action="cases.safeguard", category="alteration", objects=[case.person.person_ref],
+               default_purpose="safeguarding", user=by.strip(),
+               detail={"children_identified": identified, "children_safeguarded": safeguarded})
     return row
 
 
