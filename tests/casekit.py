@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, select, text
 
+from ore.auth import SYSTEM, Principal, principal_for
+from ore.auth.users import add_user
 from ore.pipeline import triage
 from ore.store import Store, open_store
 from ore.store.models import Base, Case, Operation, Package, Person
@@ -76,6 +78,20 @@ class Stores:
     def close(self) -> None:
         for store in self.open.values():
             store.dispose()
+
+
+PASSWORD = "correct horse battery"  # passes the password rules; every test user has it
+
+
+def as_user(role: str, force: str | None = "MPS", name: str | None = None) -> Principal:
+    """A principal holding one role (own-force roles in ``force``), without a user row."""
+    return principal_for(name or f"{role}.{force or 'nat'}".lower(), [role], force)
+
+
+def make_user(store: Store, name: str, roles: str, force: str | None = None, *, password: str = PASSWORD) -> None:
+    """A user who need not change their password, added as an internal caller would."""
+    with store.session() as s:
+        add_user(s, SYSTEM, name, password, roles, force, must_change=False)
 
 
 def add_people(store: Store, n: int, *, grade: str = "A", band: str = "P1", force: str | None = "MPS",
