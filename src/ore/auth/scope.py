@@ -5,6 +5,7 @@
   disseminated to the user's force. A person allocated to a force but not yet disseminated
   is the national unit's: showing it to the force before the supervisor's decision would
   be a disclosure nobody made.
+- A role without ``cases.read`` (the offender manager: watch alerts only) sees no case.
 - A sealed person (eliminated, wrongly identified) is seen only by roles with
   ``sealed: visible`` (auditor, admin).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, false, true
+from sqlalchemy import and_, false, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -37,6 +38,8 @@ def visible_cases(who: Principal, *, counting: bool = False) -> ColumnElement[bo
     ``counting``: for counts only (the funnel), where sealed persons still count but no
     one is named, so only the force scope applies.
     """
+    if not who.can("cases.read"):
+        return false()  # e.g. an offender manager: watch alerts, not cases
     conds: list[ColumnElement[bool]] = []
     if not who.all_forces:
         conds.append(Case.force_code == who.force if who.force else false())
@@ -49,3 +52,15 @@ def session_settings(who: Principal) -> dict[str, Any]:
     """PostgreSQL settings that drive row-level security for ``who`` (transaction-local)."""
     return {"ore.force": who.force_setting, "ore.sealed": "on" if who.sees_sealed else "off",
             "ore.role": " ".join(sorted(who.roles)), "ore.user": who.username}
+
+
+def sealing(session: Session) -> None:
+    """Let this transaction see sealed rows on PostgreSQL, for the step that seals one.
+
+    Row-level security checks an updated row against what the session may read, so a
+    supervisor (who does not see sealed persons) could not seal, nor an investigator
+    eliminate, without it. Only the lifecycle's sealing steps call this; the setting ends
+    with the transaction.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT set_config('ore.sealed', 'on', true)"))

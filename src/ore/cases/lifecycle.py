@@ -347,7 +347,7 @@ def transition_many(
     """
     from ore.audit.chain import record_for
     from ore.auth.principal import is_system
-    from ore.auth.scope import principal_of
+    from ore.auth.scope import principal_of, sealing
 
     dl = deadlines if deadlines is not None else _default_deadlines()
     who = principal_of(session)
@@ -368,6 +368,8 @@ def transition_many(
                 touched[case.id] = case
                 versions[case.id] = case.version
             rows.extend(_apply(case, req, at, overridden, dl))
+        if any(r["action"] == "seal" for r in rows):
+            sealing(session)
         _write_cases(session, touched, versions)
     if rows:
         # Core executemany: the ORM's bulk insert would split rows whose None columns differ into
@@ -389,8 +391,16 @@ def transition(session: Session, case: Case, to: str, *, by: str, reason: str, a
 
 
 def _seal_step(session: Session, case: Case, *, seal: bool, by: str, reason: str, at: datetime | None) -> None:
+    from ore.audit.chain import record_for
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of, sealing
+
     ref = case.person.person_ref
     when = _aware(at)
+    who = principal_of(session)
+    if not is_system(who):
+        by = who.username
+        authorise(session, "seal" if seal else "unseal", case)  # before the rules: a hidden case is missing
     if seal and case.sealed:
         raise TransitionRefused("not_sealed", ref)
     if not seal and not case.sealed:
@@ -399,14 +409,8 @@ def _seal_step(session: Session, case: Case, *, seal: bool, by: str, reason: str
         raise TransitionRefused("actor_named", ref)
     if not (reason or "").strip():
         raise TransitionRefused("reason_given", ref)
-    authorise(session, "seal" if seal else "unseal", case)
-    from ore.audit.chain import record_for
-    from ore.auth.principal import is_system
-    from ore.auth.scope import principal_of
-
-    who = principal_of(session)
-    if not is_system(who):
-        by = who.username
+    if seal:
+        sealing(session)
     case.sealed = seal
     case.event_count += 1
     case.updated_at = max(when, case.updated_at)

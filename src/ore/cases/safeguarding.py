@@ -13,6 +13,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ore.audit.chain import record_for
 from ore.errors import OreError
 from ore.store.models import Case, Safeguarding
 
@@ -28,7 +29,18 @@ def record_safeguarding(
     session: Session, case: Case, *, identified: int, safeguarded: int, agency: str, by: str,
     identified_on: date | None = None, safeguarded_on: date | None = None, note: str | None = None,
 ) -> Safeguarding:
-    """Record children identified and safeguarded against ``case``; refuses impossible counts."""
+    """Record children identified and safeguarded against ``case``; refuses impossible counts.
+
+    The signed-in user (if any) is the recorder and needs ``cases.safeguard`` on the case.
+    """
+    from ore.auth.principal import is_system
+    from ore.auth.scope import principal_of
+    from ore.cases.lifecycle import authorise
+
+    authorise(session, "safeguard", case)
+    who = principal_of(session)
+    if not is_system(who):
+        by = who.username
     if identified < 0 or safeguarded < 0:
         raise OreError("children identified and safeguarded are counts: they cannot be negative")
     if safeguarded > identified:
@@ -44,15 +56,6 @@ def record_safeguarding(
         raise OreError(f"{case.person.person_ref} is sealed: unseal before recording against the case")
     if identified_on and safeguarded_on and safeguarded_on < identified_on:
         raise OreError("children cannot be safeguarded before they were identified")
-    from ore.audit.chain import record_for
-    from ore.auth.principal import is_system
-    from ore.auth.scope import principal_of
-    from ore.cases.lifecycle import authorise
-
-    authorise(session, "safeguard", case)
-    who = principal_of(session)
-    if not is_system(who):
-        by = who.username
     row = Safeguarding(case_id=case.id, children_identified=identified, children_safeguarded=safeguarded,
                        agency=agency.strip(), identified_on=identified_on, safeguarded_on=safeguarded_on,
                        recorded_by=by.strip(), note=note)
