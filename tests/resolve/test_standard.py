@@ -47,3 +47,29 @@ def test_postcode_parts_and_address():
     assert (two["postcode"], two["pc_outward"], two["pc_area"]) == ("E28GX", "E2", "E")
     assert one["address"] == "235 CLARENCE AVENUE" and one["house_no"] == "235"
     assert two["address"] == "65 HIGH ROAD"
+
+
+def test_a_flat_is_read_wherever_it_was_typed():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE raw (unique_id VARCHAR, a1 VARCHAR, a2 VARCHAR)")
+    con.executemany("INSERT INTO raw VALUES (?, ?, ?)", [
+        ("1", "Flat 21, 39 Elm Rd", None),
+        ("2", "39 Elm Road", "Flat 21"),
+        ("3", "21/39 ELM RD", None),
+        ("4", "Flat 21", "39 Elm Road"),       # the other convention: the flat on line 1
+        ("5", "39 Elm Road", "Headingley"),    # a locality on line 2 is not a flat
+        ("6", "Apt. 3B, 4 Elm Ave", None),
+        ("7", "Flatley Road 4", None),         # a street that begins with "Flat"
+    ])
+    standardise(con, "raw", "std", address="a1", address2="a2")
+    got = {r[0]: r[1:] for r in con.execute("SELECT unique_id, flat, street, house_no, address FROM std").fetchall()}
+    for k in ("1", "2", "3", "4"):
+        assert got[k] == ("21", "39 ELM ROAD", "39", "FLAT 21 39 ELM ROAD"), k
+    assert got["5"] == (None, "39 ELM ROAD", "39", "39 ELM ROAD")
+    assert got["6"][:3] == ("3B", "4 ELM AVENUE", "4")
+    assert got["7"] == (None, "FLATLEY ROAD 4", None, "FLATLEY ROAD 4")
+    # the written form reads back unchanged (persons are standardised again for holdings)
+    con.execute("CREATE TABLE again AS SELECT unique_id, address AS a1 FROM std")
+    standardise(con, "again", "std2", address="a1")
+    assert con.execute("SELECT count(*) FROM std JOIN std2 USING (unique_id) "
+                       "WHERE std.address IS DISTINCT FROM std2.address").fetchall()[0][0] == 0

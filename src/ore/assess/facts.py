@@ -120,6 +120,18 @@ def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: flo
         what = POSSIBLE.get(holding, "the register entry" if holding == "register" else "the job with children")
         facts[pid].append(Fact("possible_link", {"what": what, "ref": ref, "probability": _pct(p),
                                                  "needed": _pct(min_probability)}))
+    for pid, address, children, p in con.execute(
+        """SELECT h.person_id, h.ref, max(x.children_under_18), max(h.match_probability)
+           FROM holding_links h JOIN ref_households x ON concat_ws('|', x.address_line1, x.postcode) = h.ref
+           WHERE h.package_id = ? AND h.holding = 'households' AND x.children_under_18 > 0
+           GROUP BY h.person_id, h.ref
+           HAVING max(h.match_probability) >= ? AND max(h.match_probability) < ?
+           ORDER BY h.person_id, h.ref""",
+        [package_id, possible, min_probability],
+    ).fetchall():
+        facts[pid].append(Fact("possible_link", {
+            "what": f"the household with {children} child(ren) under 18 at", "ref": address.replace("|", ", "),
+            "probability": _pct(p), "needed": _pct(min_probability)}))
     for pid, fs in facts.items():
         if pid in people:
             people[pid].facts.extend(fs)

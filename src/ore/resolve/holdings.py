@@ -19,9 +19,10 @@ threshold, and the settings' veto refuses a first name that disagrees outright w
 an agreeing date of birth (a relative at the same address). Each link keeps the best
 match probability and weight over the person's variants.
 
-Households hold only an address and a count of children: a person's best address is
-matched to them on the normalised address line and postcode (no model: there are no
-names to weigh), with the fixed probabilities ``households`` in ``settings.yaml`` gives.
+Households hold only an address and a count of children: each way a person's records give
+their address is matched to them on the postcode, the street line and the flat, wherever
+the flat was typed (no model: there are no names to weigh), with the fixed probabilities
+``households`` in ``settings.yaml`` gives.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import duckdb
 
 from ore.resolve.leads import person_variants
 from ore.resolve.model import ModelSpec, TrainedModel, load_settings, train
-from ore.resolve.standard import _street_sql, standardise
+from ore.resolve.standard import premises_sql, standardise
 
 # holding -> (table, ref column, has address, detail SQL)
 HOLDINGS = {
@@ -126,33 +127,43 @@ def _link_households(scon: duckdb.DuckDBPyConnection) -> None:
         return
     cfg = load_settings()["households"]
     p_exact, p_similar = float(cfg["exact_probability"]), float(cfg["similar_probability"])
+    p_flat = float(cfg["flat_unknown_probability"])
     sim = float(cfg["street_similarity"])
 
     def w(p: float) -> float:
         return math.log2(p / (1 - p))
 
+    flat, street = premises_sql("address_line1")
     # only households in a postcode some person has (the match needs the same postcode): the
     # street normalisation is then run on thousands of addresses, not on the whole holding
     scon.execute(f"""
         CREATE OR REPLACE TEMP TABLE _hh AS
-        SELECT address_line1 || '|' || postcode AS ref, {_street_sql('address_line1')} AS address,
-               pc AS postcode, 'children_under_18=' || CAST(children_under_18 AS VARCHAR) AS detail
-        FROM (SELECT *, regexp_replace(upper(postcode), '[^A-Z0-9]', '', 'g') AS pc FROM holding_household
-              WHERE address_line1 IS NOT NULL AND postcode IS NOT NULL)
-        WHERE pc IN (SELECT postcode FROM person_std WHERE postcode IS NOT NULL)
+        SELECT *, nullif(regexp_extract(street, '^([0-9]+[A-Z]?)\\b', 1), '') AS house_no,
+               count(*) OVER (PARTITION BY postcode, street) AS in_building
+        FROM (SELECT address_line1 || '|' || postcode AS ref, {street} AS street, {flat} AS flat,
+                     pc AS postcode, 'children_under_18=' || CAST(children_under_18 AS VARCHAR) AS detail
+              FROM (SELECT *, regexp_replace(upper(postcode), '[^A-Z0-9]', '', 'g') AS pc FROM holding_household
+                    WHERE address_line1 IS NOT NULL AND postcode IS NOT NULL)
+              WHERE pc IN (SELECT postcode FROM person_std WHERE postcode IS NOT NULL))
     """)
+    # the same street line (or the same number and a close street) in the same postcode; then the
+    # flat: the same (or neither has one) is the home; two flats are two homes; a flat left out on
+    # one side is the home only where the holding knows one household in that building, and then
+    # less surely
     scon.execute(f"""
         INSERT INTO holding_link
         SELECT person_id, 'households', ref,
-               CASE WHEN exact THEN {p_exact} ELSE {p_similar} END,
-               CASE WHEN exact THEN {w(p_exact)} ELSE {w(p_similar)} END, detail
+               CASE level WHEN 2 THEN {p_exact} WHEN 1 THEN {p_similar} ELSE {p_flat} END,
+               CASE level WHEN 2 THEN {w(p_exact)} WHEN 1 THEN {w(p_similar)} ELSE {w(p_flat)} END, detail
         FROM (
-            SELECT split_part(p.unique_id, '#', 1) AS person_id, h.ref, h.detail, bool_or(p.address = h.address) AS exact
+            SELECT split_part(p.unique_id, '#', 1) AS person_id, h.ref, h.detail,
+                   max(CASE WHEN p.flat IS NOT DISTINCT FROM h.flat THEN (CASE WHEN p.street = h.street THEN 2 ELSE 1 END)
+                            ELSE 0 END) AS level
             FROM person_std p JOIN _hh h ON h.postcode = p.postcode
-            WHERE p.address = h.address
-               OR (regexp_extract(p.address, '^([0-9]+[A-Z]?)\\b', 1) = regexp_extract(h.address, '^([0-9]+[A-Z]?)\\b', 1)
-                   AND regexp_extract(p.address, '^([0-9]+[A-Z]?)\\b', 1) <> ''
-                   AND jaro_winkler_similarity(p.address, h.address) >= {sim})
+            WHERE (p.street = h.street
+                   OR (p.house_no = h.house_no AND jaro_winkler_similarity(p.street, h.street) >= {sim}))
+              AND (p.flat IS NOT DISTINCT FROM h.flat
+                   OR ((p.flat IS NULL OR h.flat IS NULL) AND h.in_building = 1))
             GROUP BY ALL)
     """)
     scon.execute("DROP TABLE _hh")

@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from ore.resolve.model import ModelSpec, TrainedModel, train
-from ore.resolve.standard import standardise
+from ore.resolve.standard import FLAT_WORD, standardise
 
 
 @dataclass
@@ -44,7 +44,7 @@ def load_leads(con: duckdb.DuckDBPyConnection, scon: duckdb.DuckDBPyConnection, 
     """Copy the package's accepted records into ``scon`` as ``lead_raw`` (ordered by record_id)."""
     arrow = con.sql(
         """SELECT record_id AS unique_id, cardholder_name, first_name AS typed_first, last_name AS typed_last,
-                  date_of_birth, address_line1, town, postcode, card_token,
+                  date_of_birth, address_line1, address_line2, town, postcode, card_token,
                   nullif(lower(trim(email)), '') AS email, nullif(lower(trim(username)), '') AS username
            FROM leads WHERE package_id = $pid
            -- ingest keeps record ids unique; should a table ever hold a repeat, the first line
@@ -66,7 +66,7 @@ def dedupe_leads(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None)
     standardise(
         scon, "lead_raw", "lead_std",
         full_name="cardholder_name", first_name="typed_first", last_name="typed_last",
-        dob="date_of_birth", postcode="postcode", address="address_line1", town="town",
+        dob="date_of_birth", postcode="postcode", address="address_line1", address2="address_line2", town="town",
         keep=("card_token", "email", "username"),
     )
     model: TrainedModel | None = None
@@ -182,7 +182,9 @@ def _best_values(scon: duckdb.DuckDBPyConnection) -> None:
         WITH nm AS ({_mode("coalesce(r.cardholder_name, concat_ws(' ', r.typed_first, r.typed_last))",
                            "s.first_name IS NOT DISTINCT FROM b.first_name AND s.last_name IS NOT DISTINCT FROM b.last_name")
                      .replace("WHERE", "JOIN person_best b ON b.person_id = p.person_id WHERE", 1)}),
-             ad AS ({_mode("r.address_line1 || '|' || coalesce(r.town, '')",
+             ad AS ({_mode(f"CASE WHEN regexp_matches(upper(coalesce(r.address_line2, '')), '{FLAT_WORD}') "
+                           "THEN r.address_line2 || ', ' || r.address_line1 ELSE r.address_line1 END "
+                           "|| '|' || coalesce(r.town, '')",
                            "s.address IS NOT DISTINCT FROM b.address AND s.postcode IS NOT DISTINCT FROM b.postcode")
                      .replace("WHERE", "JOIN person_best b ON b.person_id = p.person_id WHERE", 1)})
         -- no one record may give both best names (first from one, surname from another): then the

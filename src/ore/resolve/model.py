@@ -10,7 +10,8 @@ the same person, on the evidence of:
   initial; surnames likewise;
 - date of birth: exact, one or two typed digits apart;
 - postcode: exact, one character apart, same sector, district, area;
-- address: same normalised line, or same house number and a close street;
+- address: same normalised street line, or same house number and a close street, and no
+  other flat;
 - identifiers a job adds (card token, email or account name): exact.
 
 Postcode and address are one "residence" comparison, since a household shares both and
@@ -137,16 +138,21 @@ def _postcode(opt: dict[str, Any]) -> cl.CustomComparison:
     )
 
 
+def _same_flat() -> cll.CustomLevel:
+    """Flats of one block share a street line; a flat left out on either side is not another flat."""
+    return cll.CustomLevel('("flat_l" IS NULL OR "flat_r" IS NULL OR "flat_l" = "flat_r")')
+
+
 def _address(opt: dict[str, Any]) -> cl.CustomComparison:
     return cl.CustomComparison(
         output_column_name="address",
-        comparison_description="address line: exact, same number and close street",
+        comparison_description="address line: exact, same number and close street, same flat",
         comparison_levels=[
-            cll.NullLevel("address"),
-            cll.ExactMatchLevel("address"),
-            cll.And(cll.ExactMatchLevel("house_no"), cll.JaroWinklerLevel("address", 0.88)).configure(
+            cll.NullLevel("street"),
+            cll.And(cll.ExactMatchLevel("street"), _same_flat()).configure(label_for_charts="same address"),
+            cll.And(cll.ExactMatchLevel("house_no"), cll.JaroWinklerLevel("street", 0.88), _same_flat()).configure(
                 label_for_charts="same number, close street"),
-            cll.JaroWinklerLevel("address", 0.88),
+            cll.JaroWinklerLevel("street", 0.88),
             cll.ElseLevel(),
         ],
     )
@@ -155,9 +161,12 @@ def _address(opt: dict[str, Any]) -> cl.CustomComparison:
 def _residence(opt: dict[str, Any]) -> cl.CustomComparison:
     """Postcode and address line as one piece of evidence: they are not independent (a
     household shares both), so agreement on the address is counted once, not twice."""
-    same_street = cll.Or(
-        cll.ExactMatchLevel("address"),
-        cll.And(cll.ExactMatchLevel("house_no"), cll.JaroWinklerLevel("address", float(opt.get("street", 0.88)))),
+    same_street = cll.And(
+        cll.Or(
+            cll.ExactMatchLevel("street"),
+            cll.And(cll.ExactMatchLevel("house_no"), cll.JaroWinklerLevel("street", float(opt.get("street", 0.88)))),
+        ),
+        _same_flat(),
     )
     return cl.CustomComparison(
         output_column_name="residence",

@@ -15,7 +15,9 @@ disagreement, and "bs10 1le", "BS101LE" from another postcode:
   (UK: ``BS101LE`` -> ``BS101``, ``BS10``, ``BS``) let a typo or a move within a district
   count for something without counting as the same address.
 - addresses: upper case, punctuation dropped, street-type abbreviations spelled out
-  (``Ave`` -> ``AVENUE``), ``house_no`` its leading number.
+  (``Ave`` -> ``AVENUE``); the flat read from wherever it was typed ("Flat 21, 39 Elm Rd",
+  "21/39 Elm Road", a second line "Flat 21") into ``flat``, leaving ``street`` (``39 ELM
+  ROAD``) and ``house_no`` (``39``): a block's flats share a street line, not a home.
 
 All of it is SQL run in DuckDB over whole tables (no per-row Python), except the
 phonetic key, computed once per distinct surname.
@@ -90,6 +92,29 @@ def _street_sql(expr: str) -> str:
     return f"nullif(trim({out}), '')"
 
 
+# A flat as typed: "Flat 21", "Apt. 3", "Unit 4B", "Flat C"; and "21/39 Elm Road" (flat 21 of 39).
+FLAT_WORD = r"\b(?:FLAT|FLT|APARTMENT|APPT|APT|UNIT|ROOM)\.?\s*(?:NO\.?\s*)?([0-9]+[A-Z]?|[A-Z])\b"
+FLAT_SLASH = r"^\s*([0-9]+[A-Z]?)\s*/\s*([0-9])"
+
+
+def premises_sql(line1: str, line2: str | None = None) -> tuple[str, str]:
+    """SQL for (flat, street line) of an address typed over one or two lines.
+
+    The flat is taken wherever it was typed: in line 1 ("Flat 21, 39 Elm Road", "21/39 Elm
+    Road") or in line 2 ("39 Elm Road" / "Flat 21"); the street line is what is left, written
+    as :func:`_street_sql` writes it. A line 2 that is not a flat (a locality) is ignored, and
+    a line 1 that is only a flat takes its street from line 2.
+    """
+    u1 = f"upper(coalesce({line1}, ''))"
+    u2 = f"upper(coalesce({line2}, ''))" if line2 else "''"
+    flat = (f"nullif(coalesce(nullif(regexp_extract({u1}, '{FLAT_SLASH}', 1), ''), "
+            f"nullif(regexp_extract({u1}, '{FLAT_WORD}', 1), ''), nullif(regexp_extract({u2}, '{FLAT_WORD}', 1), '')), '')")
+    rest1 = f"regexp_replace(regexp_replace({u1}, '{FLAT_SLASH}', '\\2'), '{FLAT_WORD}', ' ', 'g')"
+    rest2 = f"regexp_replace({u2}, '{FLAT_WORD}', ' ', 'g')"
+    street = f"CASE WHEN regexp_matches({rest1}, '[A-Z0-9]') THEN {rest1} ELSE {rest2} END"
+    return flat, _street_sql(street)
+
+
 def standardise(
     con: duckdb.DuckDBPyConnection,
     source: str,
@@ -101,6 +126,7 @@ def standardise(
     dob: str | None = None,
     postcode: str | None = None,
     address: str | None = None,
+    address2: str | None = None,
     town: str | None = None,
     keep: tuple[str, ...] = (),
     uk_postcodes: bool = True,
@@ -109,8 +135,11 @@ def standardise(
 
     Each argument is a SQL expression over ``source``. ``full_name`` (e.g. a card's
     cardholder name) is preferred where present; ``first_name``/``last_name`` fill in when it
-    is empty. ``dob`` may be a DATE or a ``YYYYMMDD`` / ``YYYY-MM-DD`` string. ``keep`` lists
-    columns of ``source`` carried over unchanged (``unique_id`` always is).
+    is empty. ``dob`` may be a DATE or a ``YYYYMMDD`` / ``YYYY-MM-DD`` string. ``address2`` is a
+    second address line, read only for a flat. ``keep`` lists columns of ``source`` carried over
+    unchanged (``unique_id`` always is). The address comes out as ``street`` (the line without
+    the flat), ``flat``, ``house_no`` and ``address`` (``FLAT 21 39 ELM ROAD``: both, in a form
+    this function reads back unchanged).
     """
     _register_lookups(con)
     null = "CAST(NULL AS VARCHAR)"
@@ -133,7 +162,7 @@ def standardise(
         outward = "CASE WHEN length(postcode) >= 3 THEN left(postcode, length(postcode) - 1) END"
         sector = "postcode"
         area = "CASE WHEN length(postcode) >= 2 THEN left(postcode, 1) END"
-    addr = _street_sql(address) if address else null
+    flat, street = premises_sql(address, address2) if address else (null, null)
     town_sql = _clean_name_sql(town) if town else null
     kept = "".join(f", {k}" for k in keep)
     con.execute(f"""
@@ -142,7 +171,7 @@ def standardise(
                list_filter(string_split(coalesce({full}, ''), ' '),
                            lambda t: t <> '' AND NOT regexp_full_match(t, '{titles}|{suffixes}')) AS _full_tokens,
                {fn} AS _fn, {ln} AS _ln,
-               {dob_sql} AS dob, {pc} AS postcode, {addr} AS address, {town_sql} AS town
+               {dob_sql} AS dob, {pc} AS postcode, {street} AS street, {flat} AS flat, {town_sql} AS town
         FROM {source}
     """)
     con.execute(f"""
@@ -161,9 +190,11 @@ def standardise(
     con.execute(f"""
         CREATE OR REPLACE TABLE {target} AS
         SELECT b.*,
+               CASE WHEN b.street IS NOT NULL AND b.flat IS NOT NULL THEN 'FLAT ' || b.flat || ' ' || b.street
+                    ELSE b.street END AS address,
                coalesce(n.formal, CASE WHEN b.first_name IS NOT NULL THEN [b.first_name] END) AS first_formal,
                p.key AS last_phonetic,
-               nullif(regexp_extract(b.address, '^([0-9]+[A-Z]?)\\b', 1), '') AS house_no,
+               nullif(regexp_extract(b.street, '^([0-9]+[A-Z]?)\\b', 1), '') AS house_no,
                {outward} AS pc_outward, {sector} AS pc_sector, {area} AS pc_area
         FROM _ore_std_b b
         LEFT JOIN _ore_nicknames n ON n.name = b.first_name
