@@ -83,3 +83,20 @@ def test_a_certain_register_link_sets_the_band_and_is_not_also_possible() -> Non
     assess(con, "K")
     band, reasons = con.execute("SELECT priority, reasons FROM person_priority").fetchall()[0]
     assert (band, reasons) == ("P1", "registered_offender;abuse_purchase")
+
+
+def test_a_household_with_children_possibly_theirs_is_shown_to_check() -> None:
+    con = _world()
+    _buy(con, "p", "r1", "CHILD-SITE-1", "abuse", "2000-01-01")
+    _buy(con, "q", "r2", "CHILD-SITE-1", "abuse", "2000-01-01")
+    con.execute("INSERT INTO ref_households (address_line1, postcode, children_under_18) "
+                "VALUES ('Flat 2, 12 Mill Lane', 'HU1 1AA', 2), "
+                "('Flat 1, 40 Quay Street', 'HU1 1AB', 3)")
+    _link(con, "p", "households", "Flat 2, 12 Mill Lane|HU1 1AA", 0.8)   # the flat left out: possible
+    _link(con, "q", "households", "Flat 1, 40 Quay Street|HU1 1AB", 0.99)
+    assess(con, "K")
+    rows = con.execute("SELECT person_id, priority, reasons, sentences FROM person_priority").fetchall()
+    got = {r[0]: r[1:] for r in rows}
+    assert got["p"][:2] == ("P4", "abuse_purchase;possible_link")
+    assert "household with 2 child(ren) under 18 at Flat 2, 12 Mill Lane, HU1 1AA" in got["p"][2]
+    assert got["q"][:2] == ("P1", "children_in_household;abuse_purchase")
