@@ -164,6 +164,15 @@ def test_visits_unlike_cardholder():
     assert fires("visits_unlike_cardholder", leads, visits) == {"R1"}
 
 
+def test_visits_unlike_cardholder_not_where_a_namesake_shares_the_account_name():
+    # Joan May and Jeffrey May both "jmay": the log's visits are Jeffrey's, from where he buys
+    leads = [lead("R1", "c1", "Joan May", ip="81.2.3.4", username="jmay", postcode="CV3 4TT"),
+             lead("R2", "c2", "Jeffrey May", ip="83.244.28.211", username="jmay", postcode="LS20 2UJ"),
+             lead("R3", "c3", "Cy Moss", ip="84.1.1.1", username="cmoss")]
+    visits = [visit("jmay", "83.244.28.211", days=1), visit("cmoss", "200.9.9.9", days=1)]
+    assert fires("visits_unlike_cardholder", leads, visits) == {"R3"}
+
+
 # --- one source behind many cards -------------------------------------------------------------
 
 

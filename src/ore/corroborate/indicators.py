@@ -181,12 +181,17 @@ def _never_visited(p: dict[str, Any]) -> str:
 
 
 def _visits_unlike(p: dict[str, Any]) -> str:
+    # A visit fits where the cardholder bought from, or where another buyer through the same
+    # account did: the log names accounts, not people, and two namesakes may share an account
+    # name ("jmay"); the visits of one are no evidence against the other.
     return """
     WITH places AS (SELECT DISTINCT person_key, ip_net FROM _cb_rec WHERE ip_net IS NOT NULL),
+         acct_places AS (SELECT DISTINCT user_n, ip_net FROM _cb_rec WHERE ip_net IS NOT NULL AND user_n IS NOT NULL),
          acct AS (SELECT DISTINCT user_n, ip_net FROM _cb_vis WHERE ip_net IS NOT NULL),
-         rv AS (SELECT r.record_id, r.user_n, a.ip_net, p.ip_net IS NOT NULL AS fits
+         rv AS (SELECT r.record_id, r.user_n, a.ip_net, p.ip_net IS NOT NULL OR q.ip_net IS NOT NULL AS fits
                 FROM _cb_rec r JOIN acct a ON a.user_n = r.user_n
-                LEFT JOIN places p ON p.person_key = r.person_key AND p.ip_net = a.ip_net)
+                LEFT JOIN places p ON p.person_key = r.person_key AND p.ip_net = a.ip_net
+                LEFT JOIN acct_places q ON q.user_n = r.user_n AND q.ip_net = a.ip_net)
     SELECT record_id, min(user_n) AS username, count(DISTINCT ip_net) AS n_places
     FROM rv GROUP BY record_id HAVING NOT bool_or(fits)"""
 
