@@ -53,6 +53,9 @@ PROGRESS_MIN_ROWS = 5_000
 
 class State:
     workspace: Path | None = None
+    user: str | None = None
+    purpose: str | None = None
+    principal: Any = None  # the signed-in user of this command, once known
 
 
 def _version(value: bool) -> None:
@@ -70,9 +73,24 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", envvar="ORE_USER",
+                     help="Sign in as this user for this command (password from ORE_PASSWORD, else asked).")
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="Purpose code recorded in the audit log [default: per command].")
+    ] = None,
 ) -> None:
-    """ore keeps its state in a workspace directory: DuckDB bulk tables, the case store, the card-token key."""
+    """ore keeps its state in a workspace directory: DuckDB bulk tables, the case store, the card-token key.
+
+    Who you are: `ore login` (a session for 30 minutes idle, 12 hours at most), or --user /
+    ORE_USER with ORE_PASSWORD, or an API token in ORE_TOKEN for scripts.
+    """
     State.workspace = workspace
+    State.user = user
+    State.purpose = purpose
+    State.principal = None
 
 
 def _workspace() -> Workspace:
@@ -87,6 +105,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OreError as e:
+            _log_refusal(fn.__name__, e)
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
@@ -159,6 +178,10 @@ def ingest(
     with progress_bar() as progress:
         report = run_ingest(ws, package, mapping=mapper, mapping_text=mapping_text, package_id=package_id,
                             progress=progress)
+    if report.status != "already ingested":
+        _audit_bulk(ws, action="ingest", category="collection", objects=[report.package_id], purpose="triage",
+                    detail={"status": report.status, "accepted": sum(f.accepted for f in report.files),
+                            "quarantined": sum(f.quarantined for f in report.files)})
     if report.status == "already ingested":
         console.print(f"Package [bold]{report.package_id}[/] was already ingested with the same content: nothing to do.")
     console.print(_file_table(f"Package {report.package_id}: {report.status}", report.files))
@@ -257,6 +280,8 @@ def triage(
 
     mapper, mapping_text = _load_mapping(mapping)
     ws = _workspace()
+    if commit:
+        _who(ws).require("cases.import", "commit a triage")  # before the long run, not after it
     with progress_bar() as progress, console.status("triage") as status:
         summary = run_triage(
             ws, package, out, reference=reference, postcodes=postcodes, mapping=mapper, mapping_text=mapping_text,
@@ -269,8 +294,10 @@ def triage(
     console.print(f"Allocated to a force: {alloc.get('allocated', 0):,}; unallocated queue: {alloc.get('unallocated', 0):,}")
     console.print("Stage times (s): " + ", ".join(f"{k} {v}" for k, v in summary.seconds.items()))
     console.print(f"Output written to [bold]{out}[/] (records.csv, persons.csv, quarantine.csv, report.html).")
+    _audit_bulk(ws, action="triage", category="combination", objects=[summary.package_id], purpose="triage",
+                detail={"bands": summary.bands, "allocation": summary.allocation, "out": str(out)})
     if commit:
-        _commit_triage(ws, out, summary.package_id, _current_user())
+        _commit_triage(ws, out, summary.package_id)
 
 
 @app.command()
@@ -394,11 +421,128 @@ def _store() -> Any:
     return store_for(_workspace())
 
 
-def _commit_triage(ws: Workspace, out: Path, package_id: str | None, by: str) -> None:
+# --- who is acting (issue 5) -------------------------------------------------------------------
+
+
+def _session_file(ws: Workspace) -> Path:
+    """Where ``ore login`` keeps this OS account's session secret for the workspace (mode 0600)."""
+    return ws.root / "sessions" / f"{_current_user()}.session"
+
+
+def _first_run(store: Any) -> None:
+    """With no user at all, make the first admin and print its one-time password, once."""
+    from ore.auth.users import ensure_first_admin
+
+    with store.session() as s:
+        first = ensure_first_admin(s)
+    if first is not None:
+        err_console.print(Text(
+            f"First run: created the administrator {first.username!r} with the one-time password\n\n"
+            f"    {first.password}\n\nIt is shown only now. Sign in with `ore --user {first.username} passwd` to "
+            "choose your own, then add users with `ore users add`."), soft_wrap=True)
+
+
+def _who(ws: Workspace | None = None, *, allow_must_change: bool = False) -> Any:
+    """The signed-in user of this command: ORE_TOKEN, else --user/ORE_USER (+ ORE_PASSWORD), else the session."""
+    import os
+
+    from ore.auth.sessions import resume_session, sign_in, token_principal
+    from ore.store import store_for
+
+    if State.principal is not None:
+        return State.principal
+    ws = ws or _workspace()
+    store = store_for(ws)
+    _first_run(store)
+    must = False
+    if token := os.environ.get("ORE_TOKEN"):
+        who = token_principal(store, token.strip())
+    elif State.user:
+        password = os.environ.get("ORE_PASSWORD")
+        if password is None:
+            password = typer.prompt(f"Password for {State.user}", hide_input=True, err=True)
+        signed = sign_in(store, State.user, password)
+        who, must = signed.principal, signed.must_change_password
+    elif (f := _session_file(ws)).exists():
+        signed = resume_session(store, f.read_text(encoding="utf-8").strip())
+        who, must = signed.principal, signed.must_change_password
+    else:
+        raise OreError("who are you? Sign in with `ore login`, or give --user (ORE_USER and ORE_PASSWORD), "
+                       "or an API token in ORE_TOKEN")
+    if must and not allow_must_change:
+        raise OreError(f"{who.username} must change the one-time password first: ore --user {who.username} passwd")
+    State.principal = who
+    return who
+
+
+def _has_credentials(ws: Workspace) -> bool:
+    import os
+
+    return bool(os.environ.get("ORE_TOKEN") or State.user or _session_file(ws).exists())
+
+
+def _purpose(default: str) -> str:
+    from ore.auth.policy import load_policy
+
+    purpose = State.purpose or default
+    if purpose not in load_policy().purposes:
+        raise OreError(f"--purpose {purpose!r} is not a purpose code; one of: {', '.join(load_policy().purposes)}")
+    return purpose
+
+
+@contextmanager
+def _acting(default_purpose: str, permission: str | None = None, what: str = "") -> Iterator[Any]:
+    """A store session for the signed-in user, with the purpose recorded in every audit entry."""
+    ws = _workspace()
+    who = _who(ws)
+    if permission:
+        who.require(permission, what)
+    from ore.store import store_for
+
+    with store_for(ws).session(who) as s:
+        s.info["purpose"] = _purpose(default_purpose)
+        yield s
+
+
+def _audit_bulk(ws: Workspace, *, action: str, category: str, objects: list[str], purpose: str,
+                detail: dict[str, Any]) -> None:
+    """Log a command on the bulk (DuckDB) tables: by the signed-in user, else by the OS account.
+
+    Ingest, reference loading and triage run on the operator's workspace and do not yet
+    require a case-store user (other teams' scripts and tests call them bare): the entry
+    then names the OS account and says that no one signed in.
+    """
+    from ore.audit import record
+    from ore.store import store_for
+
+    who = _who(ws) if _has_credentials(ws) else None
+    user = who.username if who is not None else f"os:{_current_user()}"
+    with store_for(ws).session(who) as s:
+        record(s, user=user, action=action, category=category, objects=objects, purpose=_purpose(purpose),
+               detail={**detail, "signed_in": who is not None})
+
+
+def _log_refusal(command: str, error: Exception) -> None:
+    """A refused or failed command of a signed-in user is an audit entry too (in its own transaction)."""
+    who = State.principal
+    if who is None:
+        return
+    try:
+        from ore.audit import record
+
+        with _store().session() as s:
+            record(s, user=who.username, action=f"cli.{command}", category="access",
+                   purpose=State.purpose or "administration", outcome=f"refused: {error}"[:2000])
+    except Exception:  # noqa: BLE001 - the refusal is reported to the user whatever happens here
+        pass
+
+
+def _commit_triage(ws: Workspace, out: Path, package_id: str | None) -> None:
     from ore.cases import import_triage
     from ore.store import store_for
 
-    result = import_triage(store_for(ws), ws, out, package_id=package_id, actor=by)
+    result = import_triage(store_for(ws), ws, out, package_id=package_id, principal=_who(ws),
+                           purpose=_purpose("triage"))
     counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.as_dict()["counts"].items())
     if result.status == "unchanged":
         console.print(Text(f"Case store: {result.package_id} already holds this triage; nothing changed."),
@@ -446,10 +590,9 @@ def cases_import(
     package_id: Annotated[
         str | None, typer.Option("--package-id", help="The package, where the OUTDIR's records match several.")
     ] = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who commits the run [default: the login name].")] = None,
 ) -> None:
     """Commit a triage run to the case store; re-importing changes nothing, a re-triage updates with history."""
-    _commit_triage(_workspace(), outdir, package_id, by or _current_user())
+    _commit_triage(_workspace(), outdir, package_id)
 
 
 @cases_app.command("list")
@@ -469,7 +612,7 @@ def cases_list(
         raise OreError(f"--band {band!r} is not a band; one of: {', '.join(BANDS)}")
     if status is not None and status not in STATES:
         raise OreError(f"--status {status!r} is not a status; one of: {', '.join(STATES)}")
-    with _store().session() as s:
+    with _acting("investigation", "cases.read", "list cases") as s:
         cases = list_cases(s, band=band, force=force, status=status, package=package, limit=limit + 1)
         table = Table(title=f"{min(len(cases), limit):,} case(s)" + (" (more: raise --limit)" if len(cases) > limit else ""))
         table.add_column("person", no_wrap=True, min_width=9)  # a reference is never cut short
@@ -495,7 +638,8 @@ def cases_show(
 
     from ore.cases import show_case
 
-    with _store().session() as s:
+    # Printed only after the transaction (and its audit entry) commits: no view without its log entry.
+    with _acting("investigation", "cases.read", "show cases") as s, console.capture() as captured:
         v = show_case(s, person, package)
         facts = Table(title=f"Case of {person}", show_header=False)
         facts.add_column("field")
@@ -542,6 +686,7 @@ def cases_show(
         for g in v.safeguarding:
             console.print(Text(f"Safeguarding: {g.children_identified} child(ren) identified, {g.children_safeguarded} "
                                f"safeguarded by {g.agency} (recorded by {g.recorded_by}, {g.recorded_at:%Y-%m-%d})"))
+    console.file.write(captured.get())
 
 
 @cases_app.command("transition")
@@ -549,7 +694,6 @@ def cases_show(
 def cases_transition(
     person: Annotated[str, typer.Argument(help="Person reference from the triage, e.g. PER000123.")],
     state: Annotated[str, typer.Argument(help="Status to move to (see ore cases rules).")],
-    by: Annotated[str, typer.Option("--by", help="Who takes the step (a user name).")],
     reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the step.")],
     band: Annotated[str | None, typer.Option("--band", help="triaged: the band confirmed or set (P1..P4, none).")] = None,
     force: Annotated[
@@ -566,16 +710,22 @@ def cases_transition(
     ] = None,
     at: Annotated[str | None, typer.Option("--at", help="When it happened (ISO, UTC) [default: now].")] = None,
     package: Annotated[str | None, typer.Option("--package", help="The package, where the reference is in several.")] = None,
+    approval: Annotated[
+        int | None, typer.Option("--approval", help="disseminated to another force: the second person's approval id.")
+    ] = None,
 ) -> None:
-    """Move a case one step along its lifecycle; a rule that forbids the step is named in the refusal."""
+    """Move a case one step along its lifecycle (as the signed-in user); a rule that forbids it is named."""
+    from ore.auth import approvals
     from ore.cases import STATES, find_case, transition
 
     if state not in STATES:
         raise OreError(f"{state!r} is not a status; one of: {', '.join(STATES)}")
-    with _store().session() as s:
+    with _acting("investigation") as s:
         case = find_case(s, person, package)
         before = case.status
-        transition(s, case, state, by=by, reason=reason, at=_when(at), band=band, force=force,
+        if state == "disseminated" and force and case.person.force_code and force != case.person.force_code:
+            approvals.use(s, State.principal, "cross_force_disclosure", person, approval)
+        transition(s, case, state, by=State.principal.username, reason=reason, at=_when(at), band=band, force=force,
                    override_by=override_by, override_reason=override_reason, ground=ground)
         msg = f"{person}: {before} -> {case.status} (s.38 category {case.s38_category})"
         if case.status == "disseminated" and case.due_at:
@@ -587,15 +737,14 @@ def cases_transition(
 @user_errors
 def cases_seal(
     person: Annotated[str, typer.Argument(help="Person reference.")],
-    by: Annotated[str, typer.Option("--by", help="Who seals.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")],
     package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
 ) -> None:
-    """Seal a person: their case accepts no step until unsealed."""
+    """Seal a person: no step until unsealed; seen only by auditors and admins (counts stay)."""
     from ore.cases import find_case, seal
 
-    with _store().session() as s:
-        seal(s, find_case(s, person, package), by=by, reason=reason)
+    with _acting("supervision") as s:
+        seal(s, find_case(s, person, package), by=State.principal.username, reason=reason)
     console.print(Text(f"{person} sealed."))
 
 
@@ -603,15 +752,19 @@ def cases_seal(
 @user_errors
 def cases_unseal(
     person: Annotated[str, typer.Argument(help="Person reference.")],
-    by: Annotated[str, typer.Option("--by", help="Who unseals.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")],
     package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
+    approval: Annotated[int | None, typer.Option("--approval", help="The second person's approval id.")] = None,
 ) -> None:
-    """Unseal a person."""
+    """Unseal a person: needs a second person's approval (two-person rule)."""
+    from ore.auth import approvals
     from ore.cases import find_case, unseal
 
-    with _store().session() as s:
-        unseal(s, find_case(s, person, package), by=by, reason=reason)
+    with _acting("supervision") as s:
+        case = find_case(s, person, package)
+        State.principal.require("cases.unseal", "unseal")
+        approvals.use(s, State.principal, "unseal", person, approval)
+        unseal(s, case, by=State.principal.username, reason=reason)
     console.print(Text(f"{person} unsealed."))
 
 
@@ -622,7 +775,6 @@ def cases_safeguard(
     identified: Annotated[int, typer.Option("--identified", min=0, help="Children identified.")],
     safeguarded: Annotated[int, typer.Option("--safeguarded", min=0, help="Children safeguarded.")],
     agency: Annotated[str, typer.Option("--agency", help="Agency that safeguarded them.")],
-    by: Annotated[str, typer.Option("--by", help="Who records this.")],
     identified_on: Annotated[str | None, typer.Option("--identified-on", help="Date (YYYY-MM-DD).")] = None,
     safeguarded_on: Annotated[str | None, typer.Option("--safeguarded-on", help="Date (YYYY-MM-DD).")] = None,
     package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
@@ -630,9 +782,9 @@ def cases_safeguard(
     """Record children identified and safeguarded in a case (counts, dates, agency; no names)."""
     from ore.cases import find_case, record_safeguarding
 
-    with _store().session() as s:
+    with _acting("safeguarding") as s:
         record_safeguarding(s, find_case(s, person, package), identified=identified, safeguarded=safeguarded,
-                            agency=agency, by=by, identified_on=_day(identified_on, "--identified-on"),
+                            agency=agency, by=State.principal.username, identified_on=_day(identified_on, "--identified-on"),
                             safeguarded_on=_day(safeguarded_on, "--safeguarded-on"))
     console.print(Text(f"{person}: {identified} child(ren) identified, {safeguarded} safeguarded ({agency})."))
 
@@ -646,7 +798,7 @@ def cases_overdue(
     """Disseminated cases past their band's deadline with no action yet (P1 24 h, P2 7 d, P3 14 d, P4 30 d)."""
     from ore.cases import overdue
 
-    with _store().session() as s:
+    with _acting("investigation", "cases.read", "list overdue cases") as s:
         rows = overdue(s, now=_when(at), force=force)
     table = Table(title=f"{len(rows):,} overdue case(s)")
     table.add_column("person", no_wrap=True, min_width=9)
@@ -695,7 +847,7 @@ def report_funnel(
         raise OreError(f"--by {by!r}: use one of {', '.join(GROUPINGS)}")
     if fmt not in ("table", "csv", "html"):
         raise OreError(f"--format {fmt!r}: use table, csv or html")
-    with _store().session() as s:
+    with _acting("reporting", "report.read", "report the funnel") as s:
         f = funnel(s, by=by, operation=operation)
     if fmt in ("csv", "html"):
         text = funnel_csv(f) if fmt == "csv" else funnel_html(f)
@@ -738,7 +890,6 @@ def report_funnel(
 @user_errors
 def disseminate(
     force: Annotated[str, typer.Option("--force", help="Receiving force code, e.g. MPS.")],
-    by: Annotated[str, typer.Option("--by", help="Who disseminates (a user name): recorded with each step.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the package .zip and its .pub key.")],
     operation: Annotated[str | None, typer.Option("--operation", help="The operation, where the store holds several.")] = None,
     package: Annotated[str | None, typer.Option("--package", help="Only persons of this lead package.")] = None,
@@ -746,14 +897,18 @@ def disseminate(
         list[str] | None, typer.Option("--person", help="Only these persons (repeat); any held back refuses all.")
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why: recorded with each step.")] = None,
+    approval: Annotated[
+        int | None, typer.Option("--approval", help="Second person's approval id (a P1 person, or another force's).")
+    ] = None,
 ) -> None:
     """Disseminate a force's persons whose band is confirmed: a signed zip, each case moved to disseminated."""
     from ore.cases.disseminate import disseminate as run_disseminate
     from ore.store import store_for
 
     ws = _workspace()
-    result = run_disseminate(store_for(ws), ws, force, by=by, out=out, operation=operation, package=package,
-                             persons=person or None, reason=reason)
+    result = run_disseminate(store_for(ws), ws, force, out=out, operation=operation, package=package,
+                             persons=person or None, reason=reason, principal=_who(ws), approval=approval,
+                             purpose=_purpose("disclosure"))
     counts = ", ".join(f"{name} {n:,}" for name, n in result.counts.items())
     console.print(Text(f"{len(result.persons):,} person(s) disseminated to {result.force} ({result.operation}): "
                        f"{result.path}"), soft_wrap=True)
@@ -814,15 +969,401 @@ def package_public_key(
 def export_ftm(
     operation: Annotated[str, typer.Option("--operation", help="The operation to export.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file of FollowTheMoney entities.")],
+    recipient: Annotated[str, typer.Option("--recipient", help="Who receives the export (recorded as disclosure).")] = (
+        "Aleph (national unit)"),
+    approval: Annotated[int | None, typer.Option("--approval", help="Second person's approval id (bulk export).")] = None,
 ) -> None:
     """Export an operation's non-sealed persons, addresses, accounts and payments as FollowTheMoney entities."""
+    from ore.auth import approvals
+    from ore.cases.exports import record_export
     from ore.report.ftm import export_ftm as run_export
 
     ws = _workspace()
-    with _store().session() as s:
+    with _acting("disclosure", "cases.export", "export an operation") as s:
+        approvals.use(s, State.principal, "bulk_export", operation, approval)
         result = run_export(s, out, operation, ws)
+        record_export(s, operation, recipient, str(out), result.counts, approval)
     counts = ", ".join(f"{k} {v:,}" for k, v in sorted(result.counts.items()))
     console.print(Text(f"{sum(result.counts.values()):,} entities written to {out} ({counts})"), soft_wrap=True)
+
+
+# --- access and audit (issue 5) -----------------------------------------------------------------
+
+users_app = typer.Typer(help="Users: add, disable, give roles, list, unlock (admins).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+tokens_app = typer.Typer(help="API tokens for scripts: create (scoped), list, revoke.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+audit_app = typer.Typer(help="The audit log: verify the chain, export a signed checkpoint, search.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+approvals_app = typer.Typer(help="Two-person rule: ask for, grant and list approvals.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
+retention_app = typer.Typer(help="Retention: what is due for review; erasing personal data.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+def _new_password(prompt: str) -> str:
+    import os
+
+    if (pw := os.environ.get("ORE_NEW_PASSWORD")) is not None:
+        return pw
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
+
+
+@app.command()
+@user_errors
+def login(
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User name [default: --user / ORE_USER].")] = None,
+) -> None:
+    """Sign in and keep a session for this workspace (expires after 30 minutes idle, 12 hours at most)."""
+    import os
+
+    from ore.auth.sessions import open_session
+
+    State.user = user or State.user or typer.prompt("User", err=True)
+    ws = _workspace()
+    who = _who(ws, allow_must_change=True)
+    if who.via == "token":
+        raise OreError("an API token cannot open a session: give --user")
+    secret = open_session(_store(), who)
+    path = _session_file(ws)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret, encoding="utf-8")
+    console.print(Text(f"Signed in as {who.username} ({', '.join(sorted(who.roles))}"
+                       + (f", force {who.force}" if who.force else "") + ")."))
+
+
+@app.command()
+@user_errors
+def logout() -> None:
+    """End this workspace's session."""
+    from ore.auth.sessions import end_session
+
+    ws = _workspace()
+    path = _session_file(ws)
+    if not path.exists():
+        console.print("Not signed in.")
+        return
+    end_session(_store(), path.read_text(encoding="utf-8").strip())
+    path.unlink()
+    console.print("Signed out.")
+
+
+@app.command()
+@user_errors
+def passwd() -> None:
+    """Change your password (the first admin's one-time password, or a reset one, must be changed first)."""
+    import os
+
+    from ore.auth.sessions import change_password
+
+    if not State.user:
+        raise OreError("give your user name: ore --user NAME passwd")
+    old = os.environ.get("ORE_PASSWORD")
+    if old is None:
+        old = typer.prompt("Current password", hide_input=True, err=True)
+    new = _new_password("New password")
+    change_password(_store(), State.user, old, new)
+    console.print(Text(f"Password of {State.user} changed."))
+
+
+@users_app.command("add")
+@user_errors
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name, e.g. dc.jones")],
+    role: Annotated[list[str], typer.Option("--role", "-r", help="A role (repeat): analyst, supervisor, ...")],
+    force: Annotated[str | None, typer.Option("--force", help="The user's force (needed by own-force roles).")] = None,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Make a one-time password and print it (else ORE_NEW_PASSWORD or ask).")
+    ] = False,
+) -> None:
+    """Add a user; they change the password at first sign-in."""
+    import secrets
+
+    from ore.auth.users import add_user
+
+    password = secrets.token_urlsafe(12) if generate else _new_password(f"Password for {name}")
+    with _acting("administration", "users.manage", "add users") as s:
+        user = add_user(s, State.principal, name, password, role, force)
+        roles, fc = user.roles, user.force_code
+    console.print(Text(f"Added {name} ({roles}" + (f", force {fc}" if fc else "") + ")."))
+    if generate:
+        console.print(Text(f"One-time password (shown once): {password}"))
+
+
+@users_app.command("disable")
+@user_errors
+def users_disable(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the user again instead.")] = False,
+) -> None:
+    """Disable a user (their sessions and tokens stop at once), or --enable them again."""
+    from ore.auth.users import set_disabled
+
+    with _acting("administration", "users.manage", "disable users") as s:
+        set_disabled(s, State.principal, name, not enable)
+    console.print(Text(f"{name} {'enabled' if enable else 'disabled'}."))
+
+
+@users_app.command("unlock")
+@user_errors
+def users_unlock(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Unlock a user locked after failed sign-ins."""
+    from ore.auth.users import unlock
+
+    with _acting("administration", "users.manage", "unlock users") as s:
+        unlock(s, State.principal, name)
+    console.print(Text(f"{name} unlocked."))
+
+
+@users_app.command("roles")
+@user_errors
+def users_roles(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[list[str], typer.Option("--role", "-r", help="The user's roles from now on (repeat).")],
+    force: Annotated[str | None, typer.Option("--force", help="The user's force.")] = None,
+) -> None:
+    """Set a user's roles (and force)."""
+    from ore.auth.users import set_roles
+
+    with _acting("administration", "users.manage", "change roles") as s:
+        user = set_roles(s, State.principal, name, role, force)
+        roles = user.roles
+    console.print(Text(f"{name}: {roles}"))
+
+
+@users_app.command("list")
+@user_errors
+def users_list() -> None:
+    """List users: roles, force, disabled or locked."""
+    from ore.auth.users import list_users
+
+    with _acting("administration", "users.manage", "list users") as s:
+        users = list_users(s, State.principal)
+        table = Table(title=f"{len(users)} user(s)")
+        for col in ("user", "roles", "force", "state", "created"):
+            table.add_column(col)
+        for u in users:
+            state = "disabled" if u.disabled else "locked" if u.locked_at else (
+                "must change password" if u.must_change_password else "active")
+            table.add_row(*(_t(v) for v in (u.username, u.roles, u.force_code, state, u.created_at)))
+    console.print(table)
+
+
+@tokens_app.command("create")
+@user_errors
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. nightly-overdue.")],
+    scope: Annotated[list[str], typer.Option("--scope", help="A permission the token may use (repeat).")],
+    days: Annotated[int, typer.Option("--days", min=1, help="Days until it expires.")] = 90,
+) -> None:
+    """Make an API token for scripts (ORE_TOKEN); the secret is printed once, only its hash is kept."""
+    from ore.auth.sessions import create_token
+
+    with _acting("administration") as s:
+        token, secret = create_token(s, State.principal, name, scope, days=days)
+        tid = token.id
+    console.print(Text(f"Token {tid} ({name}); set ORE_TOKEN to (shown once):"))
+    console.file.write(secret + "\n")
+
+
+@tokens_app.command("list")
+@user_errors
+def tokens_list() -> None:
+    """Your API tokens."""
+    from ore.auth.sessions import list_tokens
+
+    with _acting("administration") as s:
+        rows = [(t.id, t.name, t.scopes, t.expires_at, "revoked" if t.revoked_at else "active", t.last_used_at)
+                for t in list_tokens(s, State.principal)]
+    table = Table(title=f"{len(rows)} token(s)")
+    for col in ("id", "name", "scopes", "expires", "state", "last used"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(_t(v) for v in r))
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+@user_errors
+def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id (ore tokens list).")]) -> None:
+    """Revoke an API token at once."""
+    from ore.auth.sessions import revoke_token
+
+    with _acting("administration") as s:
+        revoke_token(s, State.principal, token_id)
+    console.print(Text(f"Token {token_id} revoked."))
+
+
+@audit_app.command("verify")
+@user_errors
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Also check against a checkpoint exported earlier.")
+    ] = None,
+) -> None:
+    """Walk the hash chain and name the first entry that does not fit; exit 1 if any."""
+    from ore.audit import check_checkpoint, read_checkpoint, record_for, verify_chain
+    from ore.report.package_sign import signing_key
+
+    ws = _workspace()
+    with _acting("audit", "audit.verify", "verify the audit log") as s:
+        v = verify_chain(s)
+        c = check_checkpoint(s, read_checkpoint(checkpoint), signing_key(ws).public_key()) if checkpoint else None
+    ok = v.ok and (c is None or c.ok)
+    if v.ok:
+        console.print(Text(f"ok: {v.entries:,} entries, chain intact up to entry {v.last_seq} ({v.last_hash[:16]}...)"))
+    else:
+        err_console.print(Text(f"FAILED at entry {v.first_bad}: {v.problem}"), soft_wrap=True)
+    if c is not None:
+        (console if c.ok else err_console).print(Text(("ok: " if c.ok else "FAILED: ") + c.message), soft_wrap=True)
+    with _store().session(State.principal) as s:  # after the walk: the check is itself on the record
+        record_for(s, action="audit.verify", category="consultation", default_purpose=_purpose("audit"),
+                   outcome="ok" if ok else f"failed: {v.problem or (c.message if c else '')}")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+@user_errors
+def audit_checkpoint(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write the signed checkpoint to; keep it elsewhere.")],
+) -> None:
+    """Export a signed checkpoint of the chain's head (Ed25519, the workspace key), to detect a restored copy."""
+    from ore.audit import make_checkpoint, write_checkpoint
+    from ore.report.package_sign import signing_key
+
+    ws = _workspace()
+    with _acting("audit", "audit.verify", "checkpoint the audit log") as s:
+        cp = make_checkpoint(s, signing_key(ws))
+    write_checkpoint(out, cp)
+    console.print(Text(f"Checkpoint of entry {cp['checkpoint']['seq']} written to {out}; keep it where the "
+                       "database's administrators cannot change it."), soft_wrap=True)
+
+
+@audit_app.command("search")
+@user_errors
+def audit_search(
+    person: Annotated[str | None, typer.Option("--person", help="Entries naming this person reference.")] = None,
+    user: Annotated[str | None, typer.Option("--by-user", help="Entries of this user.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this time (ISO, UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Before this time (ISO, UTC).")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="e.g. cases.show, disseminate.")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="collection, consultation, disclosure, ...")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 1000,
+) -> None:
+    """Search the audit log (auditors only); the search itself is logged."""
+    from ore.audit import search
+
+    with _acting("audit", "audit.read", "search the audit log") as s:
+        rows = [(e.seq, e.at, e.username, e.action, e.category, e.purpose, e.outcome, e.objects, e.detail)
+                for e in search(s, State.principal, person=person, user=user, since=_when(since),
+                                until=_when(until), action=action, category=category, limit=limit)]
+    table = Table(title=f"{len(rows):,} audit entr{'y' if len(rows) == 1 else 'ies'}")
+    for col in ("#", "at (UTC)", "user", "action", "category", "purpose", "outcome", "objects", "detail"):
+        table.add_column(col, overflow="fold")
+    for seq, at, *rest in rows:
+        table.add_row(str(seq), Text(at.isoformat(timespec="milliseconds")), *(Text(str(v)[:300]) for v in rest))
+    console.print(table)
+
+
+@approvals_app.command("request")
+@user_errors
+def approvals_request(
+    action: Annotated[str, typer.Argument(help="disseminate_p1, bulk_export, cross_force_disclosure or unseal.")],
+    obj: Annotated[str, typer.Argument(help="The force (dissemination), operation (export) or person (unseal).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: the approver reads it.")],
+) -> None:
+    """Ask a second authorised user to approve an action (two-person rule); prints the approval id."""
+    from ore.auth import approvals
+
+    with _acting("supervision") as s:
+        a = approvals.request(s, State.principal, action, obj, reason)
+        aid = a.id
+    console.print(Text(f"Approval {aid} requested: {action} of {obj}. Another authorised user runs "
+                       f"`ore approvals grant {aid}`; then repeat your command with --approval {aid}."), soft_wrap=True)
+
+
+@approvals_app.command("grant")
+@user_errors
+def approvals_grant(approval_id: Annotated[int, typer.Argument(help="The approval id.")]) -> None:
+    """Approve another user's request (you cannot approve your own)."""
+    from ore.auth import approvals
+
+    with _acting("supervision", "approvals.grant", "approve") as s:
+        a = approvals.grant(s, State.principal, approval_id)
+        msg = f"Approval {a.id} granted: {a.requested_by} may {a.action} {a.object} once."
+    console.print(Text(msg), soft_wrap=True)
+
+
+@approvals_app.command("list")
+@user_errors
+def approvals_list() -> None:
+    """Approvals not yet used."""
+    from ore.auth import approvals
+
+    with _acting("supervision") as s:
+        rows = [(a.id, a.action, a.object, a.requested_by, a.reason, a.approved_by or "(waiting)")
+                for a in approvals.pending(s)]
+    table = Table(title=f"{len(rows)} open approval(s)")
+    for col in ("id", "action", "object", "asked by", "reason", "approved by"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(_t(v) for v in r))
+    console.print(table)
+
+
+@app.command("notify-recipients")
+@user_errors
+def notify_recipients(
+    person: Annotated[str, typer.Argument(help="The eliminated (sealed) person's reference.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for one notice per recipient.")] = Path("notices"),
+    package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
+) -> None:
+    """Write notices to every force or recipient that received the person's data (from the disclosure log)."""
+    from ore.cases.notices import notify_recipients as run_notify
+
+    with _acting("disclosure", "cases.notify", "notify recipients") as s:
+        files = run_notify(s, person, out, package)
+    if not files:
+        console.print(Text(f"{person}'s data was never disclosed: no one to notify."))
+    for recipient, path in files.items():
+        console.print(Text(f"{recipient}: {path}"))
+
+
+@retention_app.command("review")
+@user_errors
+def retention_review(at: Annotated[str | None, typer.Option("--at", help="As at (ISO, UTC) [default: now].")] = None) -> None:
+    """Persons whose retention review date has passed (periods per outcome in retention.yaml)."""
+    from ore.cases.retention import review
+
+    with _acting("retention", "retention.review", "review retention") as s:
+        rows = [(d.person_ref, d.package_ref, d.status, d.last_step, d.review_on) for d in review(s, now=_when(at))]
+    table = Table(title=f"{len(rows):,} due for review")
+    for col in ("person", "package", "status", "last step", "review on"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(_t(v) for v in r))
+    console.print(table)
+
+
+@retention_app.command("purge")
+@user_errors
+def retention_purge(
+    person: Annotated[str, typer.Argument(help="Person reference due for review.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is erased (recorded).")],
+    package: Annotated[str | None, typer.Option("--package", help="The package, where needed.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="As at (ISO, UTC) [default: now].")] = None,
+) -> None:
+    """Erase a person's personal data once due; the erasure is logged without the data."""
+    from ore.cases import find_case
+    from ore.cases.retention import purge
+
+    with _acting("retention", "retention.purge", "erase personal data") as s:
+        counts = purge(s, find_case(s, person, package), reason=reason, now=_when(at))
+    console.print(Text(f"{person}: personal data erased ({', '.join(f'{k} {v}' for k, v in counts.items())})."))
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from casekit import T0, Triaged, card_numbers, triage_scenario
+from casekit import PASSWORD, make_user, T0, Triaged, card_numbers, triage_scenario
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -228,13 +228,23 @@ def test_disseminate_command(triaged, tmp_path) -> None:
         st = prepare(store, Triaged(triaged.scenario, ws, triaged.out))
     finally:
         store.dispose()
-    runner = CliRunner()
-    base = ["-w", str(ws.root), "disseminate", "--force", st.force, "--by", "sgt.smith", "--out", str(tmp_path / "out")]
+    store = store_for(ws)
+    make_user(store, "sgt.smith", "supervisor")
+    make_user(store, "insp.two", "supervisor")
+    store.dispose()
+    runner = CliRunner(env={"ORE_USER": "sgt.smith", "ORE_PASSWORD": PASSWORD})
+    asked = runner.invoke(app, ["-w", str(ws.root), "approvals", "request", "disseminate_p1", st.force,
+                                "--reason", "P1 persons in the package"])
+    assert asked.exit_code == 0, asked.output
+    granted = runner.invoke(app, ["-w", str(ws.root), "approvals", "grant", "1"], env={"ORE_USER": "insp.two"})
+    assert granted.exit_code == 0, granted.output
+    base = ["-w", str(ws.root), "disseminate", "--force", st.force, "--out", str(tmp_path / "out"), "--approval", "1"]
     refused = runner.invoke(app, [*base, "--person", st.unconfirmed])
     assert refused.exit_code == 2 and "band_confirmed" in refused.output
     done = runner.invoke(app, base)
     assert done.exit_code == 0, done.output
-    assert "3 person(s) disseminated" in done.output and "1 sealed person(s) not included" in done.output
+    # the sealed person is left out, and a supervisor (who does not see sealed persons) is not even told of them
+    assert "3 person(s) disseminated" in done.output and "sealed" not in done.output
     (zip_path,) = (tmp_path / "out").glob("*.zip")
     (pub,) = (tmp_path / "out").glob("*.pub")
     assert verify_package(zip_path, load_public_key(pub)).ok

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from casekit import T0, Triaged, card_numbers, triage_scenario
+from casekit import PASSWORD, make_user, T0, Triaged, card_numbers, triage_scenario
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -86,9 +86,21 @@ def test_export_command(triaged, tmp_path) -> None:
     import_triage(store_for(ws), ws, triaged.out, actor="analyst")
     with store_for(ws).session() as s:
         operation = s.scalar(select(Operation.name))
+    make_user(store_for(ws), "sgt.smith", "supervisor")
+    make_user(store_for(ws), "insp.two", "supervisor")
     out = tmp_path / "export.jsonl"
-    r = CliRunner().invoke(app, ["-w", str(ws.root), "export", "ftm", "--operation", operation, "--out", str(out)])
+    runner = CliRunner(env={"ORE_USER": "sgt.smith", "ORE_PASSWORD": PASSWORD})
+    r = runner.invoke(app, ["-w", str(ws.root), "export", "ftm", "--operation", operation, "--out", str(out)])
+    assert r.exit_code == 2 and "two-person rule" in r.output and not out.exists()
+    assert runner.invoke(app, ["-w", str(ws.root), "approvals", "request", "bulk_export", operation,
+                               "--reason", "to Aleph"]).exit_code == 0
+    assert runner.invoke(app, ["-w", str(ws.root), "approvals", "grant", "1"]).exit_code == 2  # not one's own
+    assert runner.invoke(app, ["-w", str(ws.root), "approvals", "grant", "1"],
+                         env={"ORE_USER": "insp.two"}).exit_code == 0
+    r = runner.invoke(app, ["-w", str(ws.root), "export", "ftm", "--operation", operation, "--out", str(out),
+                            "--approval", "1"])
     assert r.exit_code == 0, r.output
     assert "entities written" in r.output and out.stat().st_size > 0
-    r = CliRunner().invoke(app, ["-w", str(ws.root), "export", "ftm", "--operation", "nope", "--out", str(out)])
-    assert r.exit_code == 2 and "no operation 'nope'" in r.output
+    r = runner.invoke(app, ["-w", str(ws.root), "export", "ftm", "--operation", "nope", "--out", str(out),
+                            "--approval", "1"])
+    assert r.exit_code == 2 and "approval 1" in r.output  # an approval is for one operation, used once

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 from typer.testing import CliRunner
+from casekit import PASSWORD, make_user
 
 from ore.assess import assess, load_policy
 from ore.cases import TransitionRefused, find_case, import_triage, transition
@@ -189,8 +190,10 @@ def test_an_outdir_from_elsewhere_is_refused(store, triaged: Triaged, tmp_path: 
 def test_cli_import_list_show_transition_and_funnel(store, triaged: Triaged, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("ORE_WORKSPACE", str(triaged.ws.root))
     monkeypatch.setenv("ORE_DATABASE_URL", store.engine.url.render_as_string(hide_password=False))
-    runner = CliRunner()
-    r = runner.invoke(app, ["cases", "import", str(triaged.out), "--by", "analyst.cli"])
+    make_user(store, "analyst.cli", "analyst")
+    make_user(store, "sgt", "supervisor")
+    runner = CliRunner(env={"ORE_USER": "analyst.cli", "ORE_PASSWORD": PASSWORD})
+    r = runner.invoke(app, ["cases", "import", str(triaged.out)])
     assert r.exit_code == 0, r.output
     assert "imported" in r.output
     r = runner.invoke(app, ["cases", "import", str(triaged.out)])
@@ -198,12 +201,16 @@ def test_cli_import_list_show_transition_and_funnel(store, triaged: Triaged, tmp
     with store.session() as s:
         case = s.scalars(select(Case).where(Case.recommended_band == "P1").order_by(Case.id)).first()
         ref, force = case.person.person_ref, case.person.force_code
-    r = runner.invoke(app, ["cases", "transition", ref, "disseminated", "--by", "sgt", "--reason", "go"])
+    r = runner.invoke(app, ["cases", "transition", ref, "triaged", "--reason", "ok", "--band", "P1"])
+    assert r.exit_code == 2 and "may not take the step triaged" in r.output  # an analyst does not confirm bands
+    make_user(store, "dc", "investigator", force)
+    runner = CliRunner(env={"ORE_USER": "sgt", "ORE_PASSWORD": PASSWORD})
+    r = runner.invoke(app, ["cases", "transition", ref, "disseminated", "--reason", "go"])
     assert r.exit_code == 2 and "legal_transition" in r.output
-    r = runner.invoke(app, ["cases", "transition", ref, "triaged", "--by", "sgt", "--reason", "ok", "--band", "P1",
+    r = runner.invoke(app, ["cases", "transition", ref, "triaged", "--reason", "ok", "--band", "P1",
                             "--at", "2003-05-01T09:00"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["cases", "transition", ref, "disseminated", "--by", "sgt", "--reason", "go",
+    r = runner.invoke(app, ["cases", "transition", ref, "disseminated", "--reason", "go",
                             "--at", "2003-05-01T10:00"])
     assert r.exit_code == 0 and "due by 2003-05-02T10:00" in r.output, r.output
     r = runner.invoke(app, ["cases", "overdue", "--at", "2003-05-03T00:00"])
@@ -212,8 +219,8 @@ def test_cli_import_list_show_transition_and_funnel(store, triaged: Triaged, tmp
     assert r.exit_code == 0 and "band P1" in r.output and (force or "") in r.output
     r = runner.invoke(app, ["cases", "list", "--status", "disseminated"])
     assert r.exit_code == 0 and ref in r.output
-    r = runner.invoke(app, ["cases", "safeguard", ref, "--identified", "2", "--safeguarded", "2", "--agency", "LA",
-                            "--by", "dc"])
+    r = runner.invoke(app, ["cases", "safeguard", ref, "--identified", "2", "--safeguarded", "2", "--agency", "LA"],
+                      env={"ORE_USER": "dc", "ORE_PASSWORD": PASSWORD})
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["report", "funnel", "--by", "band", "--format", "csv"])
     assert r.exit_code == 0
@@ -231,8 +238,9 @@ def test_triage_commit_imports_the_run(store, triaged: Triaged, tmp_path: Path, 
     ws = copy_workspace(triaged, tmp_path / "ws")
     monkeypatch.setenv("ORE_WORKSPACE", str(ws.root))
     monkeypatch.setenv("ORE_DATABASE_URL", store.engine.url.render_as_string(hide_password=False))
+    make_user(store, "analyst.one", "analyst")
     r = CliRunner().invoke(app, ["triage", str(triaged.scenario / "package"), "--out", str(tmp_path / "out"),
-                                 "--commit"])
+                                 "--commit"], env={"ORE_USER": "analyst.one", "ORE_PASSWORD": PASSWORD})
     assert r.exit_code == 0, r.output
     assert "Case store:" in r.output and "imported" in r.output
     with store.session() as s:

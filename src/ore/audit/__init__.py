@@ -6,10 +6,10 @@ with the workspace key catch a restored older copy; ``search`` is for auditors a
 itself logged.
 """
 
-from ore.audit.chain import CATEGORIES, record
+from ore.audit.chain import CATEGORIES, record, record_for
 from ore.audit.checkpoint import check_checkpoint, make_checkpoint, read_checkpoint, write_checkpoint
 from ore.audit.search import search
 from ore.audit.verify import Verification, verify_chain
 
-__all__ = ["CATEGORIES", "Verification", "check_checkpoint", "make_checkpoint", "read_checkpoint", "record", "search",
+__all__ = ["CATEGORIES", "Verification", "check_checkpoint", "make_checkpoint", "read_checkpoint", "record", "record_for", "search",
            "verify_chain", "write_checkpoint"]

@@ -32,7 +32,7 @@ class Principal:
         """Refuse, naming the permission and the user's roles, unless the user holds ``permission``."""
         if not self.can(permission):
             roles = ", ".join(sorted(self.roles)) or "no role"
-            doing = f" to {what}" if what else ""
+            doing = f" {what}" if what else " do this"
             raise AccessDenied(f"{self.username} ({roles}) may not{doing}: it needs the permission {permission}")
 
     @property
