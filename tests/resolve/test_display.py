@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
-from rsfixtures import PACKAGE_ID
-from test_holdings import _insert_lead
+from test_holdings import PKG, _insert_lead, package_world
 
 from ore.resolve import resolve
-from ore.workspace import Workspace
-
-PKG = "TEST-HOLDINGS"  # the package _insert_lead writes to
 
 
 def test_name_shown_when_first_and_surname_come_from_different_records(sample_ws, tmp_path):
-    ws = Workspace.open(tmp_path / "ws")
-    shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
-    with ws.duckdb() as con:
-        con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
-                    f"WHERE package_id = '{PACKAGE_ID}'")
+    with package_world(sample_ws, tmp_path) as con:
         # the full first name only on the record whose surname is mistyped; the other gives an initial
         _insert_lead(con, "ZZ-SH-1", "Sheula Sajnders", None, "sheila_367@example.org", "132 Marlborough Cl",
                      "Plymouth", "PL22 8HU", "tok-sheila")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import duckdb
 from rsfixtures import PACKAGE_ID
 
 from ore.resolve import resolve
@@ -26,12 +29,19 @@ def _insert_register(con, ref, first, last, dob, address, town, postcode):
                 "postcode) VALUES (?, ?, ?, ?, ?, ?, ?)", [ref, first, last, dob, address, town, postcode])
 
 
-def test_nickname_and_move_link_on_date_of_birth_and_relative_does_not(sample_ws, tmp_path):
+@contextmanager
+def package_world(sample_ws, tmp_path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A copy of the ingested sample whose leads also stand as package ``PKG``, to add records to."""
     ws = Workspace.open(tmp_path / "ws")
     shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
     with ws.duckdb() as con:
         con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
                     f"WHERE package_id = '{PACKAGE_ID}'")
+        yield con
+
+
+def test_nickname_and_move_link_on_date_of_birth_and_relative_does_not(sample_ws, tmp_path):
+    with package_world(sample_ws, tmp_path) as con:
         # "Bob" now in Leeds; the register knows "Robert" at his old Truro address, same date of birth
         _insert_lead(con, "ZZ-BOB-1", "Bob Kempthorne", "1968-04-02", "bobk@example.org", "4 Aire Street", "Leeds",
                      "LS1 4PR", "tok-bob")
@@ -87,11 +97,7 @@ def test_sister_and_namesake_with_unlike_dates_of_birth_do_not_link(sample_ws, t
     """Dates of birth two digits apart are not agreement enough to excuse another first name (a
     sister at the same address); two known dates of birth wholly unlike, at another postcode of
     the same area, are two people of one name."""
-    ws = Workspace.open(tmp_path / "ws")
-    shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
-    with ws.duckdb() as con:
-        con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
-                    f"WHERE package_id = '{PACKAGE_ID}'")
+    with package_world(sample_ws, tmp_path) as con:
         _insert_lead(con, "ZZ-SUE-1", "Susan Cooper", "1960-05-16", "scooper@example.org", "68 Stanley Road",
                      "London", "NW9 2XL", "tok-sue")
         _insert_lead(con, "ZZ-SUE-2", "Ssan Cooper", None, "scooper@example.org", "68 Stanley Road", "London",
@@ -107,11 +113,7 @@ def test_sister_and_namesake_with_unlike_dates_of_birth_do_not_link(sample_ws, t
 
 
 def test_households_meet_a_flat_however_it_was_typed(sample_ws, tmp_path):
-    ws = Workspace.open(tmp_path / "ws")
-    shutil.copy(sample_ws.duckdb_path, ws.duckdb_path)
-    with ws.duckdb() as con:
-        con.execute(f"INSERT INTO leads SELECT * REPLACE ('{PKG}' AS package_id) FROM leads "
-                    f"WHERE package_id = '{PACKAGE_ID}'")
+    with package_world(sample_ws, tmp_path) as con:
         _insert_lead(con, "ZZ-PRIYA", "Priya Smythe", None, "psmythe@example.org", "97 Abbey Road", "Bangor",
                      "LL37 8GZ", "tok-priya")
         con.execute("UPDATE leads SET address_line2 = 'Flat 7' WHERE record_id = 'ZZ-PRIYA'")
