@@ -1,0 +1,85 @@
+"""Sealing on elimination, notices to recipients from the disclosure log, retention review and purge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from casekit import T0, add_people, as_user
+from sqlalchemy import insert, select
+
+from ore.auth import AccessDenied
+from ore.auth import approvals
+from ore.cases import find_case, list_cases, transition, unseal
+from ore.cases.notices import notify_recipients
+from ore.cases.retention import purge, review
+from ore.errors import OreError
+from ore.store.access import AuditEntry, Disclosure
+from ore.store.models import Case, Person
+
+
+def eliminated_after_disclosure(store) -> str:
+    (cid,) = add_people(store, 1, force="MPS")
+    with store.session() as s:
+        case = s.get(Case, cid)
+        transition(s, case, "triaged", by="sgt", reason="ok", band="P2", at=T0)
+        transition(s, case, "disseminated", by="sgt", reason="go", at=T0)
+        s.execute(insert(Disclosure), [{"audit_seq": 1, "person_id": case.person_id, "person_ref": "PER000000",
+                                        "package_ref": "PKG-1", "recipient": r, "kind": "dissemination", "at": T0}
+                                       for r in ("MPS", "NCA")])
+        transition(s, case, "eliminated", by="dc", reason="card fraud", ground="card_fraud_victim",
+                   at=T0 + timedelta(days=2))
+    return "PER000000"
+
+
+def test_an_eliminated_person_leaves_the_lists_and_recipients_get_notices(store, tmp_path) -> None:
+    ref = eliminated_after_disclosure(store)
+    with store.session(as_user("supervisor", None)) as s:
+        assert ref not in {c.person.person_ref for c in list_cases(s)}
+    auditor = as_user("auditor", None)
+    with store.session(auditor) as s:
+        files = notify_recipients(s, ref, tmp_path)
+    assert sorted(files) == ["MPS", "NCA"]
+    text = files["NCA"].read_text()
+    assert ref in text and "card fraud victim" in text and "Person 0" not in text  # no further personal data
+    with store.session(as_user("investigator", "MPS")) as s, pytest.raises(AccessDenied):
+        notify_recipients(s, ref, tmp_path)
+
+
+def test_unsealing_needs_a_second_persons_approval(store) -> None:
+    ref = eliminated_after_disclosure(store)
+    admin, other = as_user("admin", None, "adm.one"), as_user("supervisor", None, "sup.two")
+    with store.session(admin) as s, pytest.raises(approvals.ApprovalNeeded, match="two-person"):
+        approvals.use(s, admin, "unseal", ref, None)
+    with store.session(admin) as s:
+        aid = approvals.request(s, admin, "unseal", ref, "identity confirmed after all").id
+    with store.session(admin) as s, pytest.raises(OreError, match="second person"):
+        approvals.grant(s, admin, aid)
+    with store.session(other) as s:
+        approvals.grant(s, other, aid)
+    with store.session(admin) as s:
+        approvals.use(s, admin, "unseal", ref, aid)
+        unseal(s, find_case(s, ref), by="", reason="identity confirmed")
+    with store.session(admin) as s, pytest.raises(approvals.ApprovalNeeded, match="used already"):
+        approvals.use(s, admin, "unseal", ref, aid)
+
+
+def test_retention_review_and_purge_erase_personal_data_and_log_it_without_the_data(store) -> None:
+    ref = eliminated_after_disclosure(store)
+    admin = as_user("admin", None, "adm.one")
+    with store.session(admin) as s:
+        assert review(s, now=T0 + timedelta(days=300)) == []
+        with pytest.raises(OreError, match="not due for review"):
+            purge(s, find_case(s, ref), reason="r", now=T0 + timedelta(days=300))
+    later = T0 + timedelta(days=400)
+    with store.session(admin) as s:
+        assert [d.person_ref for d in review(s, now=later)] == [ref]
+        purge(s, find_case(s, ref), reason="retention period over", now=later)
+    with store.session() as s:
+        p = s.scalar(select(Person).where(Person.person_ref == ref))
+        assert (p.display_name, p.erased_at is not None) == (None, True)
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "retention.purge"))
+        assert entry.category == "erasure" and "Person 0" not in entry.detail and ref in entry.objects
+        assert s.scalar(select(Case).where(Case.person_id == p.id)).eliminated_at is not None  # counts stay
+    with store.session(as_user("supervisor", None)) as s, pytest.raises(AccessDenied):
+        review(s)
