@@ -52,6 +52,8 @@ def test_repeated_chargebacks_on_one_thread():
     leads = [lead(f"R{i}", "c1", days=30 * i, status="chargeback" if i in (1, 2) else "approved") for i in range(4)]
     leads += [lead(f"S{i}", "c2", "Bob Hart", days=30 * i, status="chargeback" if i in (3, 9) else "approved")
               for i in range(12)]  # a subscriber disputing 2 of 12: not a pattern of denial
+    leads += [lead(f"T{i}", "c3", "Ben Johnson", days=30 * i, status="chargeback" if i in (5, 9, 10) else "approved")
+              for i in range(12)]  # nor 3 of 12 over a year: a quarter of his own payments
     assert fires("repeated_chargebacks", leads) == {f"R{i}" for i in range(4)}
 
 
