@@ -202,6 +202,9 @@ def quarantine(
 
     ws = _workspace()
     rows = quarantined_rows(ws, package_id)
+    # rejected rows are personal data too: looking at them (or writing them out) is logged
+    _audit_bulk(ws, action="quarantine.view" if out is None else "quarantine.export", category="consultation",
+                objects=[package_id or "*"], purpose="triage", detail={"rows": len(rows)})
     if out is not None:
         write_quarantine_csv(rows, out)
         console.print(f"{len(rows):,} quarantined rows written to {out}")
@@ -225,6 +228,10 @@ def reference_load(
     ws = _workspace()
     with progress_bar() as progress:
         reports = load_reference(ws, directory, progress=progress)
+    _audit_bulk(ws, action="reference.load", category="collection", objects=[r.file for r in reports],
+                purpose="triage", detail={"directory": directory.name,
+                                          "accepted": sum(r.accepted for r in reports),
+                                          "quarantined": sum(r.quarantined for r in reports)})
     console.print(_file_table("Reference holdings", reports))
 
 
