@@ -104,3 +104,19 @@ def test_export_command(triaged, tmp_path) -> None:
     r = runner.invoke(app, ["-w", str(ws.root), "export", "ftm", "--operation", "nope", "--out", str(out),
                             "--approval", "1"])
     assert r.exit_code == 2 and "approval 1" in r.output  # an approval is for one operation, used once
+
+
+def test_export_obeys_the_force_scope_of_whoever_asks(store, triaged, tmp_path) -> None:
+    """The export reads cases through the one scoping rule: a force's user gets only what was
+    disseminated to that force (here nothing yet), a national user every unsealed person."""
+    from casekit import as_user
+
+    import_triage(store, triaged.ws, triaged.out, actor="analyst")
+    with store.session() as s:
+        operation = s.scalar(select(Operation.name))
+    with store.session(as_user("supervisor", None)) as s:
+        national = export_ftm(s, tmp_path / "all.ftm.json", operation)
+    with store.session(as_user("investigator", "MPS")) as s:
+        own_force = export_ftm(s, tmp_path / "mps.ftm.json", operation)
+    assert national.counts["Person"] > 0
+    assert own_force.counts["Person"] == 0

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ore.errors import OreError
+from ore.auth.scope import principal_of, visible_cases
 from ore.store.models import Case, Operation, Package, Person, Record
 from ore.workspace import Workspace
 
@@ -76,7 +77,8 @@ def export_ftm(session: Session, out: Path, operation: str, ws: Workspace | None
     rows = session.execute(
         select(Person, Case, Package.package_ref).join(Case, Case.person_id == Person.id)
         .join(Package, Package.id == Person.package_id)
-        .where(Case.operation_id == op.id, Case.sealed.is_(False), Person.withdrawn_at.is_(None))
+        .where(Case.operation_id == op.id, Case.sealed.is_(False), Person.withdrawn_at.is_(None),
+               visible_cases(principal_of(session)))  # the one scoping rule every case query obeys
         .order_by(Package.package_ref, Person.person_ref)).all()
     persons = {p.id: (p, c, pkg) for p, c, pkg in rows}
     package_refs = sorted({pkg for _, _, pkg in rows})
