@@ -15,6 +15,9 @@ $(VENV)/.test-deps: $(BIN)/ore
 	@# the FollowTheMoney extra builds PyICU, which needs ICU's headers: install them where apt can
 	@if ! pkg-config --exists icu-uc 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libicu-dev pkg-config; fi
+	@# the browser tests drive Debian's chromium (Playwright never downloads one here)
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
 	$(BIN)/pip install --quiet -e '.[test,ftm]'
 	@touch $@
 

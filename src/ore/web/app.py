@@ -1,0 +1,102 @@
+"""The FastAPI application: pages, the API, static assets served by ore itself, errors answered plainly.
+
+``create_app(workspace)`` opens the workspace's case store (migrated on first use, the
+first admin made on first run as the command line does) and wires the rest. Assets
+(htmx, cytoscape.js, the stylesheet and ore's own script) are files in ``static/``: a
+police network is often offline, so nothing is fetched from elsewhere at run time.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ore import __version__
+from ore.errors import OreError
+from ore.web.deps import MustChangePassword, NeedSignIn, Server, status_for
+from ore.web.jobs import Jobs
+from ore.web.security import RateLimiter, SecurityHeaders
+from ore.workspace import Workspace
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(ws: Workspace, *, reference: Path | None = None, postcodes: Path | None = None,
+               login_limit: int = 10, key: bytes | None = None, threads: int = 40) -> FastAPI:
+    """The application for one workspace; ``reference`` and ``postcodes`` are used by every web import."""
+    from ore.auth.users import ensure_first_admin
+    from ore.store import store_for
+
+    store = store_for(ws)
+    with store.session() as s:
+        first = ensure_first_admin(s)
+    if first is not None:
+        print(f"First run: created the administrator {first.username!r} with the one-time password\n\n"
+              f"    {first.password}\n\nIt is shown only now; sign in and choose your own.", file=sys.stderr)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Routes are sync (SQLAlchemy sessions) and run in anyio's thread pool: size it for concurrent users.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="ore", version=__version__,
+        description="Triage of bulk payment-record leads: the queue, persons, cases, dissemination, the funnel. "
+                    "Authenticate with an API token (`ore tokens create NAME --scope ...`).",
+        docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json",
+    )
+    app.state.ore = Server(ws, store, key or secrets.token_bytes(32), Jobs(ws, store, reference, postcodes),
+                           RateLimiter(login_limit, 60.0))
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    from ore.web import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    def is_api(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    @app.exception_handler(OreError)
+    async def ore_error(request: Request, e: OreError) -> Response:
+        status = status_for(e)
+        if is_api(request):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"detail": str(e)}, status_code=status, headers=headers)
+        from ore.web.pages import render
+
+        return render(request, "error.html", {"message": str(e), "status": status, "path": request.url.path}, status)
+
+    @app.exception_handler(NeedSignIn)
+    async def need_sign_in(request: Request, e: NeedSignIn) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(MustChangePassword)
+    async def must_change(request: Request, e: MustChangePassword) -> Response:
+        return RedirectResponse("/password", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> Response:
+        errors = [{"loc": list(x.get("loc", ())), "msg": x.get("msg", "")} for x in e.errors()]
+        if is_api(request):
+            return JSONResponse({"detail": errors}, status_code=422)
+        from ore.web.pages import render
+
+        text = "; ".join(f"{'.'.join(str(p) for p in x['loc'][1:])}: {x['msg']}" for x in errors)
+        return render(request, "error.html", {"message": f"the form is not complete: {text}", "status": 422,
+                                              "path": request.url.path}, 422)
+
+    return app
