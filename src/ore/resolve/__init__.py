@@ -23,12 +23,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from ore.resolve.engine import ENGINES, Engine, make_engine
 from ore.resolve.holdings import link_holdings, load_holdings, load_households
 from ore.resolve.leads import dedupe_leads, load_leads, tidy
 from ore.resolve.model import ModelSpec, TrainedModel, load_settings, train
 from ore.resolve.standard import standardise
 
-__all__ = ["ModelSpec", "ResolveSummary", "TrainedModel", "load_settings", "resolve", "standardise", "train"]
+__all__ = ["ENGINES", "Engine", "ModelSpec", "ResolveSummary", "TrainedModel", "load_settings", "make_engine", "resolve",
+           "standardise", "train"]
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS resolved_records (package_id VARCHAR, record_id VARCHAR, person_id VARCHAR);
@@ -59,20 +61,22 @@ def _format_postcode(pc: str | None) -> str | None:
     return pc
 
 
-def resolve(con: duckdb.DuckDBPyConnection, package_id: str, out_dir: Path | None = None) -> ResolveSummary:
-    """Resolve one ingested package: records -> persons -> holdings links (see module doc)."""
+def resolve(con: duckdb.DuckDBPyConnection, package_id: str, out_dir: Path | None = None,
+            engine: Engine | None = None) -> ResolveSummary:
+    """Resolve one ingested package: records -> persons -> holdings links (see module doc); the
+    pairs are scored on ``engine`` (``ore.resolve.engine``: DuckDB unless given)."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir) if out_dir is not None else None
     scon = duckdb.connect()  # Splink's own workspace
     try:
         n = load_leads(con, scon, package_id)
-        res = dedupe_leads(scon)
+        res = dedupe_leads(scon, engine=engine)
         models = []
         if res.model is not None:
             models.append(res.model.save(out_dir, "splink_model_leads.json"))
         load_holdings(con, scon)
         load_households(con, scon)
-        hmodel, _ = link_holdings(scon)
+        hmodel, _ = link_holdings(scon, engine=engine)
         if hmodel is not None:
             models.append(hmodel.save(out_dir, "splink_model_holdings.json"))
         records = scon.sql("SELECT record_id, person_id FROM lead_person ORDER BY record_id").to_arrow_table()

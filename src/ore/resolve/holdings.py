@@ -31,6 +31,7 @@ import math
 
 import duckdb
 
+from ore.resolve.engine import Engine
 from ore.resolve.leads import person_variants
 from ore.resolve.model import ModelSpec, TrainedModel, load_settings, train
 from ore.resolve.standard import premises_sql, standardise
@@ -82,7 +83,8 @@ def load_holdings(con: duckdb.DuckDBPyConnection, scon: duckdb.DuckDBPyConnectio
     return arrow.num_rows
 
 
-def link_holdings(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None) -> tuple[TrainedModel | None, int]:
+def link_holdings(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None,
+                  engine: Engine | None = None) -> tuple[TrainedModel | None, int]:
     """Link ``person_best`` to ``holding_raw``: writes ``holding_link`` (person_id, holding, ref,
     match_probability, match_weight, detail), the best-scoring pair per person and reference."""
     spec = spec or ModelSpec.from_settings("holdings")
@@ -101,7 +103,7 @@ def link_holdings(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None
                     match_probability DOUBLE, match_weight DOUBLE, detail VARCHAR)""")
     model: TrainedModel | None = None
     if n_p and n_h:
-        model = train(spec, scon, ["person_std", "holding_std"])
+        model = train(spec, scon, ["person_std", "holding_std"], engine)
         pred = model.predict(threshold=spec.threshold)
         # which side is which: unique ids of holdings carry "holding:" prefixes, persons do not
         scon.execute(f"""

@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ore.resolve.engine import Engine
 from ore.resolve.model import ModelSpec, TrainedModel, train
 from ore.resolve.standard import FLAT_WORD, standardise
 
@@ -59,8 +60,10 @@ def load_leads(con: duckdb.DuckDBPyConnection, scon: duckdb.DuckDBPyConnection, 
     return arrow.num_rows
 
 
-def dedupe_leads(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None) -> LeadResolution:
-    """Resolve ``lead_raw`` into ``lead_person(record_id, person_id)`` and ``person_best``."""
+def dedupe_leads(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None,
+                 engine: Engine | None = None) -> LeadResolution:
+    """Resolve ``lead_raw`` into ``lead_person(record_id, person_id)`` and ``person_best``
+    (the pairs scored on ``engine``: DuckDB unless given)."""
     spec = spec or ModelSpec.from_settings("leads")
     n = scon.execute("SELECT count(*) FROM lead_raw").fetchall()[0][0]
     standardise(
@@ -72,7 +75,7 @@ def dedupe_leads(scon: duckdb.DuckDBPyConnection, spec: ModelSpec | None = None)
     model: TrainedModel | None = None
     pairs = 0
     if n >= 2:
-        model = train(spec, scon, ["lead_std"])
+        model = train(spec, scon, ["lead_std"], engine)
         pred = model.predict(threshold=min(0.01, spec.threshold))
         pairs = scon.execute(f"SELECT count(*) FROM {pred.physical_name}").fetchall()[0][0]
         clusters = model.cluster(pred)

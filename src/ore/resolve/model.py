@@ -39,9 +39,12 @@ from typing import Any
 import duckdb
 import yaml
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
-from splink.blocking_rule_library import And, CustomRule
 from splink import comparison_level_library as cll
 from splink import comparison_library as cl
+from splink.blocking_rule_library import And, CustomRule
+from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+from ore.resolve.engine import DuckDBEngine, Engine
 
 log = logging.getLogger(__name__)
 
@@ -298,12 +301,21 @@ def _blocking_rule(rule: Any) -> Any:
     return block_on(*rule)
 
 
+@dataclass(frozen=True)
+class Table:
+    """A result table in resolve's DuckDB connection, whichever engine computed it."""
+
+    physical_name: str
+
+
 @dataclass
 class TrainedModel:
     spec: ModelSpec
     linker: Linker
-    db_api: DuckDBAPI
-    con: duckdb.DuckDBPyConnection
+    db_api: Any  # the engine's Splink database API
+    con: duckdb.DuckDBPyConnection  # resolve's DuckDB connection, where results land
+    engine: Engine = field(default_factory=DuckDBEngine)
+    inputs: tuple[str, ...] = ()  # the DuckDB tables it was trained on (the nodes when clustering)
 
     def save(self, out_dir: Path | None, filename: str | None = None) -> Path | None:
         """Write the trained model as Splink's JSON into ``out_dir`` (if one is given)."""
@@ -314,10 +326,10 @@ class TrainedModel:
         self.linker.misc.save_model_to_json(str(path), overwrite=True)
         return path
 
-    def predict(self, threshold: float | None = None) -> Any:
-        """Score the blocked pairs (a SplinkDataFrame: ``unique_id_l``, ``unique_id_r``,
-        ``match_probability``, ``match_weight``, ``gamma_*``; without vetoes, also the
-        compared columns).
+    def predict(self, threshold: float | None = None) -> Table:
+        """Score the blocked pairs at or above ``threshold``: a DuckDB table of ``unique_id_l``,
+        ``unique_id_r`` (and their ``source_dataset_*``), ``match_probability``,
+        ``match_weight`` and the comparison levels ``gamma_*``.
 
         Pairs a ``veto`` of the spec forbids are scored 0. A veto is a condition on the
         comparison levels (``gamma_<comparison>``: -1 missing, 0 disagrees outright, higher
@@ -325,44 +337,50 @@ class TrainedModel:
         first name and no date of birth in agreement: a relative at the same address.
         """
         df = self.linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
-        vetoes = self.spec.extra.get("veto") or []
-        if not vetoes:
-            return df
-        cond = " OR ".join(f"({v})" for v in vetoes)
-        name = f"__ore_{self.spec.name}_predict_vetoed"
         # only the columns callers read (ids, scores, comparison levels): copying every
         # compared value and Bayes factor of a million pairs costs more than the veto itself
-        cols = [d[0] for d in self.con.execute(f"SELECT * FROM {df.physical_name} LIMIT 0").description]
+        cols = [c.unquote().name for c in df.columns]
         keep = [c for c in cols if c in ("source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r")
                 or c.startswith("gamma_") or c == "match_key"]
-        self.con.execute(f"""
-            CREATE OR REPLACE TABLE {name} AS
-            SELECT {", ".join(keep)},
-                   CASE WHEN {cond} THEN -99.0 ELSE match_weight END AS match_weight,
-                   CASE WHEN {cond} THEN 0.0 ELSE match_probability END AS match_probability
-            FROM {df.physical_name}""")
+        vetoes = self.spec.extra.get("veto") or []
+        cond = " OR ".join(f"({v})" for v in vetoes) or "FALSE"
+        name = f"__ore_{self.spec.name}_pairs"
+        sql = f"""SELECT {", ".join(keep)},
+                         CASE WHEN {cond} THEN -99.0 ELSE match_weight END AS match_weight,
+                         CASE WHEN {cond} THEN 0.0 ELSE match_probability END AS match_probability
+                  FROM {df.physical_name}"""
+        self.engine.materialise(self.db_api, self.con, sql, name)
         df.drop_table_from_database_and_remove_from_cache()
-        return self.db_api.table_to_splink_dataframe(name, name)
+        return Table(name)
 
-    def cluster(self, predictions: Any, threshold: float | None = None) -> Any:
+    def cluster(self, predictions: Table, threshold: float | None = None) -> Table:
         """Connected components of the pairs at or above ``threshold`` (default: the spec's):
-        a SplinkDataFrame with ``cluster_id`` and ``unique_id`` for every input row."""
-        return self.linker.clustering.cluster_pairwise_predictions_at_threshold(
-            predictions, threshold_match_probability=self.spec.threshold if threshold is None else threshold)
+        a DuckDB table with ``cluster_id`` and ``unique_id`` for every input row."""
+        local = DuckDBAPI(connection=self.con)  # the scored pairs are in DuckDB whichever engine scored them
+        nodes = " UNION ".join(f"SELECT unique_id FROM {t}" for t in self.inputs)
+        self.con.execute(f"CREATE OR REPLACE TABLE __ore_{self.spec.name}_nodes AS {nodes}")
+        out = cluster_pairwise_predictions_at_threshold(
+            local.register(f"__ore_{self.spec.name}_nodes", table_name=f"__ore_{self.spec.name}_nodes_in"),
+            local.register(predictions.physical_name, table_name=f"{predictions.physical_name}_in"),
+            db_api=local, node_id_column_name="unique_id",
+            threshold_match_probability=self.spec.threshold if threshold is None else threshold)
+        return Table(out.physical_name)
 
 
 def train(
     spec: ModelSpec,
     scon: duckdb.DuckDBPyConnection,
     tables: Sequence[str],
+    engine: Engine | None = None,
 ) -> TrainedModel:
     """Train ``spec`` without labels on ``tables`` (standard columns) in connection ``scon``.
 
-    ``scon`` should be a connection of its own (an in-memory DuckDB): Splink creates its
-    working tables there.
+    ``scon`` should be a connection of its own (an in-memory DuckDB): results land there, and
+    with the DuckDB engine (the default) Splink creates its working tables there too.
     """
-    db_api = DuckDBAPI(connection=scon)
-    sdfs = [db_api.register(t, table_name=f"{spec.name}_{i}") for i, t in enumerate(tables)]
+    engine = engine or DuckDBEngine()
+    db_api = engine.db_api(scon)
+    sdfs = [engine.register(db_api, scon, t, f"{spec.name}_{i}") for i, t in enumerate(tables)]
     linker = Linker(sdfs if len(sdfs) > 1 else sdfs[0], spec.settings_creator(), log_level=logging.ERROR)
     _quiet_splink()
     rules = spec.extra.get("prior_rules")
@@ -379,7 +397,7 @@ def train(
     for cols in spec.training:
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*cols), max_pairs=spec.em_max_pairs)
-    return TrainedModel(spec, linker, db_api, scon)
+    return TrainedModel(spec, linker, db_api, scon, engine, tuple(tables))
 
 
 def _floor_unobserved_u(linker: Linker, sdfs: list[Any], sampled_pairs: float) -> Linker:
