@@ -281,6 +281,10 @@ def triage(
     commit: Annotated[
         bool, typer.Option("--commit", help="Then import the run into the case store (as ore cases import OUTDIR).")
     ] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Where resolve scores pairs: duckdb, or spark (pip install 'ore[spark]'; "
+                                           "ORE_SPARK_MASTER, local by default).")
+    ] = "duckdb",
 ) -> None:
     """Resolve, corroborate, prioritise and allocate a package; write the triage output and report."""
     from ore.pipeline import triage as run_triage
@@ -293,7 +297,7 @@ def triage(
         summary = run_triage(
             ws, package, out, reference=reference, postcodes=postcodes, mapping=mapper, mapping_text=mapping_text,
             package_id=package_id, policy=policy, fraud_policy=fraud_policy, progress=progress,
-            step=lambda name: status.update(f"triage: {name}"),
+            step=lambda name: status.update(f"triage: {name}"), engine=engine,
         )
     console.print(_file_table(f"Package {summary.package_id}: {summary.ingest.status}", summary.ingest.files))
     console.print(_triage_table(summary))

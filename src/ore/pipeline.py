@@ -22,7 +22,7 @@ from ore.corroborate import corroborate
 from ore.ingest import FileReport, IngestReport, ingest, load_reference
 from ore.ingest.package import Mapping
 from ore.report import write_outputs, write_report
-from ore.resolve import resolve
+from ore.resolve import make_engine, resolve
 from ore.workspace import Workspace
 
 Step = Callable[[str], None]
@@ -38,6 +38,7 @@ class TriageSummary:
     allocation: dict[str, int] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    engine: str = "duckdb"
 
 
 def triage(
@@ -54,8 +55,13 @@ def triage(
     fraud_policy: Path | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
     step: Step | None = None,
+    engine: str = "duckdb",
 ) -> TriageSummary:
-    """Run every stage for ``package`` and write the triage output files and report into ``out``."""
+    """Run every stage for ``package`` and write the triage output files and report into ``out``.
+
+    ``engine``: where resolve scores its pairs, ``duckdb`` (this machine) or ``spark`` (Splink's
+    Spark backend: ``ORE_SPARK_MASTER``, local by default); the other stages run on DuckDB.
+    """
     say: Step = step or (lambda _: None)
     timings: dict[str, float] = {}
 
@@ -74,11 +80,16 @@ def triage(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rules = load_policy(policy)  # fail on a bad policy before the long stages
-    summary = TriageSummary(pid, out, report, refs)
+    summary = TriageSummary(pid, out, report, refs, engine=engine)
+    scorer = timed("engine", lambda: make_engine(engine, ws.tmp)) if engine != "duckdb" else None
     with ws.lock(f"triage {pid}"), ws.duckdb() as con:
         if postcodes:
             timed("postcodes", lambda: load_nspl(con, postcodes))
-        timed("resolve", lambda: resolve(con, pid, out))
+        try:
+            timed("resolve", lambda: resolve(con, pid, out, scorer))
+        finally:
+            if scorer is not None:
+                scorer.close()
         timed("corroborate", lambda: corroborate(con, pid, fraud_policy))
         summary.bands = timed("assess", lambda: assess(con, pid, policy))
         summary.allocation = timed("allocate", lambda: allocate(con, pid))
@@ -97,6 +108,7 @@ def _write_run_record(summary: TriageSummary) -> None:
         "ore_version": __version__,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "ingest": summary.ingest.status,
+        "engine": summary.engine,
         "bands": summary.bands,
         "allocation": summary.allocation,
         "files": summary.files,

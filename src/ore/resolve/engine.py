@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ class Engine(Protocol):
     def materialise(self, db_api: Any, scon: duckdb.DuckDBPyConnection, sql: str, name: str) -> None:
         """Run ``sql`` (over the engine's Splink tables) and keep its rows as DuckDB table ``name``."""
 
+    def close(self) -> None:
+        """Remove what the engine wrote for this run."""
+
 
 @dataclass
 class DuckDBEngine:
@@ -57,6 +61,9 @@ class DuckDBEngine:
 
     def materialise(self, db_api: Any, scon: duckdb.DuckDBPyConnection, sql: str, name: str) -> None:
         scon.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+
+    def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -90,6 +97,10 @@ class SparkEngine:
         scon.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{path}/*.parquet') "
                      "ORDER BY ALL")
 
+    def close(self) -> None:
+        # the Spark session stays (starting one costs seconds); this run's Parquet files go
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
 
 def spark_session(master: str | None = None, memory: str | None = None) -> Any:
     """A local (or ``ORE_SPARK_MASTER``) Spark session with Splink's similarity functions loaded."""
@@ -101,6 +112,9 @@ def spark_session(master: str | None = None, memory: str | None = None) -> Any:
 
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise OreError("the Spark engine needs Java (17): none on PATH and JAVA_HOME is not set")
+    # Spark's Python workers run ore's functions: the same interpreter as this process, unless
+    # the operator says otherwise (on a cluster, one with ore installed)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (SparkSession.builder.master(master or os.environ.get("ORE_SPARK_MASTER", "local[*]"))
                .appName("ore")
                .config("spark.jars", similarity_jar_location())
@@ -109,7 +123,16 @@ def spark_session(master: str | None = None, memory: str | None = None) -> Any:
                .config("spark.ui.enabled", "false"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    # DuckDB's hamming(), which the holdings blocking uses as a cheap test before a costlier one
+    spark.udf.register("hamming", _hamming, "int")
     return spark
+
+
+def _hamming(a: str | None, b: str | None) -> int | None:
+    """Positions at which two strings of one length differ (as DuckDB's hamming)."""
+    if a is None or b is None or len(a) != len(b):
+        return None
+    return sum(x != y for x, y in zip(a, b, strict=True))
 
 
 def make_engine(name: str, workdir: Path | None = None) -> Engine:
