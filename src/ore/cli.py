@@ -146,6 +146,25 @@ def _file_table(title: str, reports: list[Any]) -> Table:
     return table
 
 
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback unless behind TLS).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", "-r", help="Reference holdings for web imports.")
+    ] = None,
+    postcodes: Annotated[Path | None, typer.Option("--postcodes", help="ONS postcode lookup for web imports.")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+) -> None:
+    """Serve the web application (pages and /api/v1) on the workspace (docs/web.md)."""
+    from ore.web.cli import run
+
+    run(State.workspace, host=host, port=port, reference=reference, postcodes=postcodes,
+        ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+
 @app.command()
 @user_errors
 def ingest(
