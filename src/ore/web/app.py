@@ -1,15 +1,19 @@
 """The FastAPI application: pages, the API, static assets served by ore itself, errors answered plainly.
 
 ``create_app(workspace)`` opens the workspace's case store (migrated on first use, the
-first admin made on first run as the command line does) and wires the rest. Assets
+first admin made on first run as the command line does) and wires the rest.
+``/healthz`` (the process answers) and ``/readyz`` (the case store answers at the newest
+schema and the workspace is writable) need no sign-in and say nothing about any person. Assets
 (htmx, cytoscape.js, the stylesheet and ore's own script) are files in ``static/``: a
 police network is often offline, so nothing is fetched from elsewhere at run time.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,12 +26,42 @@ from fastapi.staticfiles import StaticFiles
 
 from ore import __version__
 from ore.errors import OreError
+from ore.store import Store
 from ore.web.deps import MustChangePassword, NeedSignIn, Server, status_for
 from ore.web.jobs import Jobs
 from ore.web.security import RateLimiter, SecurityHeaders
 from ore.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
+
+
+def _health(app: FastAPI, ws: Workspace, store: Store) -> None:
+    """Probes for a load balancer or orchestrator: outside the API schema, no sign-in, no personal data."""
+    from ore.store import current_revision, head_revision
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__}, headers={"Cache-Control": "no-store"})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        head = head_revision()
+        try:
+            current = current_revision(store.engine)
+            checks["case_store"] = "ok" if current == head else f"schema {current}, needs {head}"
+        except Exception as e:  # noqa: BLE001 - any failure to reach the store means: not ready
+            checks["case_store"] = f"unreachable ({type(e).__name__})"
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".readyz-", dir=ws.root)
+            os.close(fd)
+            os.unlink(tmp)
+            checks["workspace"] = "ok"
+        except OSError as e:
+            checks["workspace"] = f"not writable ({e.strerror})"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
 
 def create_app(ws: Workspace, *, reference: Path | None = None, postcodes: Path | None = None,
@@ -68,6 +102,7 @@ def create_app(ws: Workspace, *, reference: Path | None = None, postcodes: Path 
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    _health(app, ws, store)
 
     def is_api(request: Request) -> bool:
         return request.url.path.startswith("/api/")
