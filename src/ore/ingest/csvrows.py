@@ -159,21 +159,31 @@ def _rows(lines: _Lines, names: list[str], source: str, max_field_chars: int) ->
             continue
         if not fields or fields == [""] and width > 1:
             continue  # a blank line is not a row
-        problems: list[str] = []
-        if len(fields) != width:
-            problems.append(f"row has {len(fields)} fields, the header has {width}")
-        values = dict(zip(names, fields, strict=False))
         # the field-by-field search for undecodable bytes runs only for the rare row that has some
         undecodable = any(_has_undecodable(text) for text in lines.record)
-        if undecodable or max(map(len, fields)) > max_field_chars:  # a field-by-field look only when needed
-            for name, value in values.items():
-                if len(value) > max_field_chars:
-                    problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
-                elif undecodable and _has_undecodable(value):
-                    problems.append(f"field {name} has bytes that are not UTF-8")
-        if undecodable and len(fields) > width and any(_has_undecodable(v) for v in fields[width:]):
-            problems.append("extra fields have bytes that are not UTF-8")
-        yield SourceRow(start, values, problems, fields)
+        yield source_row(start, fields, names, max_field_chars, undecodable)
+
+
+def source_row(line: int, fields: list[str], names: list[str], max_field_chars: int,
+               undecodable: bool = False) -> SourceRow:
+    """A parsed row with its structural problems: one rule for this reader and the bulk one.
+
+    ``undecodable`` says the row's text holds bytes that were not UTF-8, so its fields are searched.
+    """
+    width = len(names)
+    problems: list[str] = []
+    if len(fields) != width:
+        problems.append(f"row has {len(fields)} fields, the header has {width}")
+    values = dict(zip(names, fields, strict=False))
+    if undecodable or max(map(len, fields)) > max_field_chars:  # a field-by-field look only when needed
+        for name, value in values.items():
+            if len(value) > max_field_chars:
+                problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
+            elif undecodable and _has_undecodable(value):
+                problems.append(f"field {name} has bytes that are not UTF-8")
+    if undecodable and len(fields) > width and any(_has_undecodable(v) for v in fields[width:]):
+        problems.append("extra fields have bytes that are not UTF-8")
+    return SourceRow(line, values, problems, fields)
 
 
 def _unbalanced(line: int, text: str, names: list[str], runaway: bool) -> SourceRow:

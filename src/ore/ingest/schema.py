@@ -12,6 +12,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -42,6 +43,11 @@ class FileSpec:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        """The column names as a set, for a membership test per field of every row."""
+        return frozenset(c.name for c in self.columns)
 
 
 LEADS = FileSpec(

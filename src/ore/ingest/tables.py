@@ -74,10 +74,14 @@ def insert_rows(
     rows = list(rows)
     if not rows:
         return
-    arrays = {n: pa.array([r.get(n) for r in rows], type=_ARROW[t]) for n, t in columns}
-    con.register("_ore_batch", pa.table(arrays))
+    con.register("_ore_batch", arrow_table(columns, rows))
     try:
         names = ", ".join(n for n, _ in columns)
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _ore_batch")
     finally:
         con.unregister("_ore_batch")
+
+
+def arrow_table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows as one Arrow table with the stored columns' types (a missing key is NULL)."""
+    return pa.table({n: pa.array([r.get(n) for r in rows], type=_ARROW[t]) for n, t in columns})
