@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test quick bench clean
+.PHONY: demo test quick bench docs clean
 
 $(BIN)/ore: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,14 @@ quick: $(VENV)/.test-deps
 bench: $(BIN)/ore
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/quality.py
+
+# the documentation site, static and self-contained, into build/site/ (open build/site/index.html)
+$(VENV)/.docs-deps: $(BIN)/ore
+	$(BIN)/pip install --quiet -e '.[docs]'
+	@touch $@
+
+docs: $(VENV)/.docs-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) ore-workspace demo-out
