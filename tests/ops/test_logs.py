@@ -158,3 +158,14 @@ def test_a_demo_sized_triage_and_import_logged_at_debug_holds_no_personal_data(t
         else:
             leaked = {v for v in values if v.lower() in low}
         assert not leaked, f"{kind} in the log: {sorted(leaked)[:5]}"
+
+
+def test_standard_error_is_looked_up_at_each_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A CLI test runner swaps sys.stderr per command: the handler writes to the current one, never a closed one."""
+    import io
+
+    configure_logging("INFO", "text")
+    swapped = io.StringIO()
+    monkeypatch.setattr("sys.stderr", swapped)
+    logging.getLogger("ore.x").info("card 4111111111111111")
+    assert swapped.getvalue().rstrip().endswith("INFO ore.x: card [card]")

@@ -45,6 +45,21 @@ FORMATS = ("json", "text")
 _HANDLER_FLAG = "_ore_handler"
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Standard error as it is at each line, not as it was when logging was set up (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def redact(text: str) -> str:
     """``text`` with card numbers, emails and UK postcodes replaced by a label."""
     text = EMAIL.sub("[email]", text)  # first: an email's local part may hold digits or a postcode
@@ -123,8 +138,10 @@ def configure_logging(level: str | int | None = None, fmt: str | None = None, fi
     if file is not None:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(file, encoding="utf-8")
+    elif stream is not None:
+        handler = logging.StreamHandler(stream)
     else:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = _Stderr()
     handler.addFilter(RedactFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     setattr(handler, _HANDLER_FLAG, True)
