@@ -58,9 +58,11 @@ class State:
     principal: Any = None  # the signed-in user of this command, once known
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        console.print(f"ore {__version__}")
+        from ore.ops.doctor import version_text
+
+        console.print(Text(version_text(ctx.params.get("workspace"))))
         raise typer.Exit()
 
 
@@ -68,7 +70,8 @@ def _version(value: bool) -> None:
 def main(
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", envvar="ORE_WORKSPACE", help="Workspace directory [default: ./ore-workspace]"),
+        typer.Option("--workspace", "-w", envvar="ORE_WORKSPACE", is_eager=True,
+                     help="Workspace directory [default: ./ore-workspace]"),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
@@ -91,6 +94,9 @@ def main(
     State.user = user
     State.purpose = purpose
     State.principal = None
+    from ore.ops.logs import configure_logging
+
+    configure_logging()  # ORE_LOG_LEVEL, ORE_LOG_FORMAT, ORE_LOG_FILE; personal data redacted
 
 
 def _workspace() -> Workspace:
@@ -1393,6 +1399,11 @@ def retention_purge(
     with _acting("retention", "retention.purge", "erase personal data") as s:
         counts = purge(s, find_case(s, person, package), reason=reason, now=_when(at))
     console.print(Text(f"{person}: personal data erased ({', '.join(f'{k} {v}' for k, v in counts.items())})."))
+
+
+from ore.ops.cli import doctor  # noqa: E402 - registered last, beside the commands it checks
+
+app.command("doctor")(doctor)
 
 
 if __name__ == "__main__":  # pragma: no cover
