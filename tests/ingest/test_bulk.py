@@ -382,3 +382,22 @@ def test_bulk_and_row_by_row_agree_on_every_column_of_the_leads_header(tmp_path)
     rows = [lead(i) for i in range(1, 50)]
     path = write_package(tmp_path / "pkg", csv_text(rows, header=LEADS_HEADER)) / "leads.csv"
     assert same_result(LEADS, path)
+
+
+def test_only_the_rows_that_need_python_go_there(tmp_path, monkeypatch):
+    """Short rows (a NULL key among them) or a shared key send those rows to Python, not the whole file."""
+    checked: list[int] = []
+    real = bulk.check_row
+
+    def spy(row: Any, *args: Any, **kwargs: Any) -> None:
+        checked.append(row.line)
+        real(row, *args, **kwargs)
+
+    monkeypatch.setattr(bulk, "check_row", spy)
+    header = [*LEADS_HEADER[1:], "record_id"]  # the key last: the short rows have none (NULL in SQL)
+    lines = csv_text([lead(i) for i in range(1, 51)] + [lead(7)], header=header).splitlines()
+    lines[10], lines[20] = "T1,2001-06-01T12:00:00", "T2"
+    path = tmp_path / "leads.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert same_result(LEADS, path)
+    assert sorted(set(checked)) == [8, 11, 21, 52]  # the two short rows and both rows with key R000007

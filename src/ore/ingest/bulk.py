@@ -26,6 +26,7 @@ row for row, by construction:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ore.ingest.accept import QUARANTINE_COLUMNS, WARNING_COLUMNS, FileReport, check_row
 from ore.ingest.cards import CardError, Tokeniser, card_digits
@@ -114,55 +116,51 @@ def load(
 
 
 def _stage(mem: duckdb.DuckDBPyConnection, path: Path, names: list[str]) -> None:
-    """Every physical line of the file as (line, text), then each data line's fields as ``rows``."""
-    mem.execute("CREATE TABLE lines (line BIGINT, l VARCHAR)")
+    """Each data line's fields as ``rows (line, f)``; raises ``_NotBulk`` if a record may span lines."""
+    mem.execute("CREATE TABLE rows (line BIGINT, f VARCHAR[], bad BOOLEAN)")
     first = 1  # physical line number of the chunk's first line
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
             if not chunk.endswith(b"\n"):
-                chunk += f.readline()  # a chunk ends at the end of a line
-            try:
-                text = chunk.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _NotBulk from None
-            if "\x00" in text or text.count("\r") != text.count("\r\n"):
+                chunk += file.readline()  # a chunk ends at the end of a line
+            if b"\x00" in chunk or chunk.count(b"\r") != chunk.count(b"\r\n"):
                 raise _NotBulk  # a lone CR is a line break to the csv module
-            text = text.replace("\r\n", "\n")
+            if not chunk.isascii():
+                try:
+                    chunk.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _NotBulk from None
+            chunk = chunk.replace(b"\r\n", b"\n")
             if first == 1:
-                text = text.removeprefix("\ufeff")
-                if not _one_line_header(text.partition("\n")[0], names):
+                chunk = chunk.removeprefix(codecs.BOM_UTF8)
+                if not _one_line_header(chunk.partition(b"\n")[0].decode("utf-8"), names):
                     raise _NotBulk
-            # str.split on "\n" alone (splitlines would also break at \x0b, \x1c ..., which csv does not)
-            lines = text.removesuffix("\n").split("\n")
-            batch = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64),
-                              "l": pa.array(lines, pa.string())})
+            # split on "\n" alone (str.splitlines would also break at \x0b, \x1c ..., which csv does not)
+            whole = pa.array([chunk.removesuffix(b"\n")], pa.large_binary())
+            lines = pc.split_pattern(whole, b"\n").flatten().cast(pa.large_string())
+            batch = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "l": lines})
             mem.register("_ore_lines", batch)
-            mem.execute("INSERT INTO lines SELECT line, l FROM _ore_lines")
+            mem.execute(_PARSE, {"width": len(names)})
             mem.unregister("_ore_lines")
             first += len(lines)
-    # Lines with a quote are split by a regular expression and kept only if the fields join back
-    # into the line; lines without one are split on commas, which is what csv does with them.
-    mem.execute(
-        f"""CREATE TABLE parsed AS SELECT line, l,
-              CASE WHEN contains(l, '"') THEN regexp_extract_all(l || ',', '({_FIELD}),', 1)
-                   ELSE string_split(l, ',') END AS raw
-            FROM lines WHERE line > 1 AND l <> ''"""
-    )
-    mem.execute("DROP TABLE lines")
-    bad = mem.execute("""SELECT count(*) FROM parsed
-                         WHERE contains(l, '"') AND array_to_string(raw, ',') <> l""").fetchall()
-    if bad[0][0]:
+    if mem.execute("SELECT count(*) FROM rows WHERE bad").fetchall()[0][0]:
         raise _NotBulk
-    # A quoted field loses its quotes; a line that is one empty field is a blank line to csv.
-    mem.execute(
-        """CREATE TABLE rows AS SELECT line, f FROM (
-             SELECT line, list_transform(raw, lambda x: CASE WHEN starts_with(x, '"')
-                                               THEN replace(x[2:-2], '""', '"') ELSE x END) AS f
-             FROM parsed)
-           WHERE NOT (len(f) = 1 AND f[1] = '' AND $width > 1)""",
-        {"width": len(names)},
-    )
-    mem.execute("DROP TABLE parsed")
+
+
+# Lines with a quote are split by a regular expression and are ``bad`` unless the fields join back
+# into the line; lines without one are split on commas, which is what csv does with them. A quoted
+# field loses its quotes; a line that is one empty field is a blank line to csv, as is an empty one.
+_PARSE = f"""
+INSERT INTO rows
+SELECT line, f, bad FROM (
+  SELECT line, bad, list_transform(raw, lambda x: CASE WHEN starts_with(x, '"')
+                                            THEN replace(x[2:-2], '""', '"') ELSE x END) AS f
+  FROM (SELECT line, raw, quoted AND array_to_string(raw, ',') <> l AS bad
+        FROM (SELECT line, l, contains(l, '"') AS quoted,
+                     CASE WHEN contains(l, '"') THEN regexp_extract_all(l || ',', '({_FIELD}),', 1)
+                          ELSE string_split(l, ',') END AS raw
+              FROM _ore_lines WHERE line > 1 AND l <> '')))
+WHERE bad OR NOT (len(f) = 1 AND f[1] = '' AND $width > 1)"""
 
 
 def _one_line_header(line: str, names: list[str]) -> bool:
@@ -280,7 +278,10 @@ def _classify(
         # every row sharing a key goes to Python, in line order, where the first valid one keeps it;
         # a key with '*' might equal another row's key once a card number in it is masked
         key = f"v_{spec.unique}"
-        conditions.append(f"count(*) OVER (PARTITION BY {key}) = 1 AND NOT contains({key}, '*')")
+        typed = f"ore_strip(f[{position[spec.unique]}])" if spec.unique in position else "''"
+        mem.execute(f"CREATE TABLE shared_keys AS SELECT {typed} AS k FROM rows GROUP BY k "
+                    "HAVING count(*) > 1 AND k IS NOT NULL")  # NOT IN a set with NULL is never true
+        conditions.append(f"{key} NOT IN (SELECT k FROM shared_keys) AND NOT contains({key}, '*')")
     types = dict(table_columns(spec, origin=package_id is not None))
     selected = [f"CAST({e} AS {types[n]}) AS {n}" for n, e in stored]
     ok = " AND ".join(f"coalesce({c}, false)" for c in conditions)
@@ -293,6 +294,7 @@ def _classify(
     mem.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     mem.execute("DROP TABLE rows")
     mem.execute("DROP TABLE IF EXISTS card_tokens")
+    mem.execute("DROP TABLE IF EXISTS shared_keys")
     counts = mem.execute("SELECT count(*), count(*) FILTER (WHERE ok) FROM checked").fetchall()
     rows_read, accepted = counts[0]
     routed = mem.sql("SELECT line, f FROM checked WHERE NOT ok ORDER BY line").to_arrow_table()
