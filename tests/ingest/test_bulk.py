@@ -39,6 +39,15 @@ SPECS = {spec.file: spec for spec in (LEADS, VISITS, *REFERENCE)}
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.fixture(autouse=True)
+def bulk_for_small_files() -> Iterator[None]:
+    """The bulk reader takes small files too here (in use it starts at ``bulk.MIN_BYTES``)."""
+    real = bulk.MIN_BYTES
+    bulk.MIN_BYTES = 0
+    yield
+    bulk.MIN_BYTES = real
+
+
 @contextmanager
 def bulk_calls() -> Iterator[list[bool]]:
     """Record, for each file, whether the bulk reader loaded it (True) or stood aside (False)."""
