@@ -33,6 +33,7 @@ quick: $(VENV)/.test-deps
 bench: $(BIN)/ore
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/watch.py
 
 # the documentation site, static and self-contained, into build/site/ (open build/site/index.html)
 $(VENV)/.docs-deps: $(BIN)/ore

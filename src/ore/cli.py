@@ -1037,6 +1037,10 @@ app.add_typer(approvals_app, name="approvals")
 retention_app = typer.Typer(help="Retention: what is due for review; erasing personal data.", no_args_is_help=True)
 app.add_typer(retention_app, name="retention")
 
+from ore.watch.cli import app as watch_app  # noqa: E402 - the re-offending watch (docs/watch.md)
+
+app.add_typer(watch_app, name="watch")
+
 
 def _new_password(prompt: str) -> str:
     import os

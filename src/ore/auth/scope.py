@@ -1,4 +1,5 @@
-"""Force scoping: which cases (and so persons, records, links) a user may see. The one place.
+"""Force scoping: which cases (and so persons, records, links) and which watch alerts a user may
+see. The one place.
 
 - A role with ``forces: all`` (the national unit, supervisors, auditors, admins) sees every
   force's cases; an own-force role (investigator, offender manager) sees only the cases
@@ -45,6 +46,23 @@ def visible_cases(who: Principal, *, counting: bool = False) -> ColumnElement[bo
         conds.append(Case.force_code == who.force if who.force else false())
     if not who.sees_sealed and not counting:
         conds.append(Case.sealed.is_(False))
+    return and_(true(), *conds)
+
+
+def visible_subjects(who: Principal) -> ColumnElement[bool]:
+    """The condition on ``watch_subjects`` (and so the watch's alerts and CPORT notes) that keeps
+    to what ``who`` may see: the same force and sealing rules as cases, for the roles that read
+    alerts (``alerts.read``) or record CPORT items (``watch.cport``); alerts are routed to the
+    offender manager's force."""
+    from ore.store.watch_models import WatchSubject
+
+    if not who.can("alerts.read") and not who.can("watch.cport"):
+        return false()
+    conds: list[ColumnElement[bool]] = []
+    if not who.all_forces:
+        conds.append(WatchSubject.force_code == who.force if who.force else false())
+    if not who.sees_sealed:
+        conds.append(WatchSubject.sealed.is_(False))
     return and_(true(), *conds)
 
 

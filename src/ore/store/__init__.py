@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ore.store import access  # noqa: F401 - the access and audit tables share the metadata
+from ore.store import watch_models  # noqa: F401 - and the watch's tables
 from ore.store.engine import CaseConflict, Store, current_revision, head_revision, migrate, open_store
 
 if TYPE_CHECKING:

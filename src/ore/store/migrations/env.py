@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 
 from ore.store import access  # noqa: F401 - registers the access and audit tables
+from ore.store import watch_models  # noqa: F401 - and the watch's tables
 from ore.store.models import Base
 
 config = context.config
