@@ -611,6 +611,16 @@ def _day(value: str | None, option: str) -> Any:
         raise OreError(f"{option} {value!r} is not a date such as 2004-04-01") from None
 
 
+def _print_rows(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """A table of plain values (shown as typed: no markup from data)."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(_t(v) for v in r))
+    console.print(table)
+
+
 def _t(value: Any) -> Text:
     if value is None:
         return Text("")
@@ -1217,12 +1227,7 @@ def tokens_list() -> None:
     with _acting("administration") as s:
         rows = [(t.id, t.name, t.scopes, t.expires_at, "revoked" if t.revoked_at else "active", t.last_used_at)
                 for t in list_tokens(s, State.principal)]
-    table = Table(title=f"{len(rows)} token(s)")
-    for col in ("id", "name", "scopes", "expires", "state", "last used"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(_t(v) for v in r))
-    console.print(table)
+    _print_rows(f"{len(rows)} token(s)", ("id", "name", "scopes", "expires", "state", "last used"), rows)
 
 
 @tokens_app.command("revoke")
@@ -1346,12 +1351,7 @@ def approvals_list() -> None:
     with _acting("supervision") as s:
         rows = [(a.id, a.action, a.object, a.requested_by, a.reason, a.approved_by or "(waiting)")
                 for a in approvals.pending(s)]
-    table = Table(title=f"{len(rows)} open approval(s)")
-    for col in ("id", "action", "object", "asked by", "reason", "approved by"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(_t(v) for v in r))
-    console.print(table)
+    _print_rows(f"{len(rows)} open approval(s)", ("id", "action", "object", "asked by", "reason", "approved by"), rows)
 
 
 @app.command("notify-recipients")
@@ -1380,12 +1380,7 @@ def retention_review(at: Annotated[str | None, typer.Option("--at", help="As at 
 
     with _acting("retention", "retention.review", "review retention") as s:
         rows = [(d.person_ref, d.package_ref, d.status, d.last_step, d.review_on) for d in review(s, now=_when(at))]
-    table = Table(title=f"{len(rows):,} due for review")
-    for col in ("person", "package", "status", "last step", "review on"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(_t(v) for v in r))
-    console.print(table)
+    _print_rows(f"{len(rows):,} due for review", ("person", "package", "status", "last step", "review on"), rows)
 
 
 @retention_app.command("purge")
