@@ -174,3 +174,25 @@ def test_a_workspace_without_the_card_key_refuses_a_raw_feed(store, triaged: Tri
     with pytest.raises(OreError, match="holds no card key"):
         screen(store, elsewhere, feed, out=tmp_path / "out")
     assert not elsewhere.has_card_key()
+
+
+def test_erasing_a_person_erases_their_alerts_and_keeps_them_off_the_watch(store, triaged: Triaged,
+                                                                            tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ore.cases.retention import purge
+    from ore.store.watch_models import WatchAlert, WatchSubject
+
+    op, exp, feed = setup(store, triaged, tmp_path)
+    screen(store, triaged.ws, feed, out=tmp_path / "out")
+    gone = op.convicted[0].ref
+    with store.session() as s:
+        subject = s.scalar(select(WatchSubject.id).where(WatchSubject.person_ref == gone))
+        assert s.scalar(select(func.count()).select_from(WatchAlertRow).where(WatchAlertRow.subject_id == subject))
+        counts_erased = purge(s, find_case(s, gone), reason="retention period over", now=datetime(2300, 1, 1, tzinfo=UTC))
+    assert counts_erased["watch_alerts"] == 1 and counts_erased["watch_alert_rows"] >= 1
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(WatchAlert).where(WatchAlert.subject_id == subject)) == 0
+        assert s.scalar(select(func.count()).select_from(WatchAlertRow).where(WatchAlertRow.subject_id == subject)) == 0
+    screen(store, triaged.ws, feed, out=tmp_path / "out2")  # the same feed again: the erased are not watched
+    assert gone not in alerts_seen(store, as_user("auditor", None))

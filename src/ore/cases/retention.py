@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ore.audit.chain import record_for
@@ -92,6 +92,7 @@ def purge(session: Session, case: Case, *, reason: str, now: datetime | None = N
                                            .values(sentences="[]")).rowcount,
         "disclosure_links": session.execute(update(Disclosure).where(Disclosure.person_id == p.id)
                                             .values(person_id=None)).rowcount,
+        **_erase_watch(session, case),
     }
     for f in ("display_name", "date_of_birth", "postcode", "grade_reasons", "identifiers"):
         setattr(p, f, None)
@@ -100,4 +101,21 @@ def purge(session: Session, case: Case, *, reason: str, now: datetime | None = N
     record_for(session, action="retention.purge", category="erasure", default_purpose="retention",
                objects=[p.person_ref], detail={"package": p.package.package_ref, "status": case.status,
                                                "deleted": counts, "reason": reason.strip()})
+    return counts
+
+
+def _erase_watch(session: Session, case: Case) -> dict[str, int]:
+    """The watch's rows about the person (the feed rows of their alerts, the alerts, CPORT items);
+    the subject stays, off the watch as erased, so that a later screen does not watch them again."""
+    from ore.store.watch_models import CportAssessment, WatchAlert, WatchAlertRow, WatchSubject
+
+    subject = select(WatchSubject.id).where(WatchSubject.case_id == case.id).scalar_subquery()
+    counts = {
+        "watch_alert_rows": session.execute(delete(WatchAlertRow).where(WatchAlertRow.subject_id == subject)).rowcount,
+        "watch_alerts": session.execute(delete(WatchAlert).where(WatchAlert.subject_id == subject)).rowcount,
+        "cport_assessments": session.execute(delete(CportAssessment).where(CportAssessment.subject_id == subject)
+                                             ).rowcount,
+    }
+    session.execute(update(WatchSubject).where(WatchSubject.case_id == case.id)
+                    .values(on_watch=False, off_reason="erased"))
     return counts
