@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from casekit import T0, add_people, as_user
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from ore.auth import AccessDenied
 from ore.auth import approvals
@@ -83,3 +83,27 @@ def test_retention_review_and_purge_erase_personal_data_and_log_it_without_the_d
         assert s.scalar(select(Case).where(Case.person_id == p.id)).eliminated_at is not None  # counts stay
     with store.session(as_user("supervisor", None)) as s, pytest.raises(AccessDenied):
         review(s)
+
+
+def test_a_re_triage_brings_back_nothing_of_an_erased_person(store, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from casekit import triage_scenario
+
+    from ore.cases import import_triage
+    from ore.store.models import HoldingLink, Record
+
+    t = triage_scenario(tmp_path, people=1200, subscribers=80, seed=43)
+    import_triage(store, t.ws, t.out, actor="analyst")
+    with store.session() as s:
+        person = s.scalars(select(Person).where(Person.record_count > 1).order_by(Person.person_ref)).first()
+        ref, pid = person.person_ref, person.id
+    with store.session(as_user("admin", None, "adm.one")) as s:
+        purge(s, find_case(s, ref), reason="retention period over", now=datetime(2300, 1, 1, tzinfo=UTC))
+    summary = import_triage(store, t.ws, t.out, actor="analyst")  # the same triage, imported again
+    with store.session() as s:
+        p = s.get(Person, pid)
+        assert (p.display_name, p.withdrawn_at) == (None, None)
+        assert s.scalar(select(func.count()).select_from(Record).where(Record.person_id == pid)) == 0
+        assert s.scalar(select(func.count()).select_from(HoldingLink).where(HoldingLink.person_id == pid)) == 0
+    assert summary.counts["erased_kept_out"] == 1

@@ -296,6 +296,14 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
 
     # persons
     existing = {p.person_ref: p for p in session.scalars(select(Person).where(Person.package_id == pkg_id))}
+    # an erased person's data stays erased: a re-triage brings back none of it (nor withdraws them)
+    erased = {ref for ref, p in existing.items() if p.erased_at is not None}
+    if erased:
+        t = {**t, "persons": {ref: p for ref, p in t["persons"].items() if ref not in erased},
+             "records": {rid: r for rid, r in t["records"].items()
+                         if r["person_ref"] not in erased and r["subject_ref"] not in erased},
+             "links": {k: v for k, v in t["links"].items() if k[0] not in erased}}
+        n["erased_kept_out"] = len(erased)
     new_persons = [
         {"package_id": pkg_id, "person_ref": ref, **{f: p[f] for f in PERSON_FIELDS}}
         for ref, p in t["persons"].items() if ref not in existing
@@ -316,7 +324,7 @@ def _write(session: Session, package_id: str, t: dict[str, Any], outdir: str | N
             for f, (o, nv) in diff.items():
                 changes.add(f, o, nv, person_id=old.id)
     for ref, old in existing.items():
-        if ref not in t["persons"] and old.withdrawn_at is None:
+        if ref not in t["persons"] and old.withdrawn_at is None and ref not in erased:
             updates.append({"id": old.id, "withdrawn_at": now})
             changes.add("withdrawn_at", None, now, person_id=old.id)
             n["persons_withdrawn"] += 1
