@@ -358,7 +358,10 @@ def _insert_accepted(mem: duckdb.DuckDBPyConnection, con: duckdb.DuckDBPyConnect
     sql = (f"SELECT {listed} FROM (SELECT {', '.join([*head, 'line', *others, 'NULL::VARCHAR AS extra'])} "
            f"FROM checked WHERE ok UNION ALL BY NAME SELECT * FROM python_accepted) ORDER BY line")
     params = {"package_id": package_id} if package_id is not None else {}
-    reader = mem.sql(sql, params=params).to_arrow_reader(100_000)
+    relation = mem.sql(sql, params=params)
+    # to_arrow_reader is duckdb 2's name; 1.x has only fetch_record_batch, which 2 keeps but deprecates
+    to_reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+    reader = to_reader(100_000)
     con.register("_ore_bulk", reader)
     try:
         con.execute(f"INSERT INTO {spec.table} ({listed}) SELECT {listed} FROM _ore_bulk")
