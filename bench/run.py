@@ -5,7 +5,7 @@ peak resident memory (from ``wait4``), with the machine it ran on, into
 bench/results.json and bench/results.md. Scenarios are made by ``ore synth``.
 
     python bench/run.py                 # every case
-    python bench/run.py --only triage-7k
+    python bench/run.py --only triage-7k  # that case again; the others keep their recorded figures
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "out"
@@ -75,24 +76,47 @@ def triage_case(name: str, people: int, subscribers: int) -> dict[str, object]:
     return {**figures, "records": records, "people": people, "stages": stages, "scores": scores}
 
 
+def previous_cases() -> dict[str, object]:
+    """Cases recorded by an earlier run, kept when ``--only`` re-runs some of them."""
+    try:
+        return dict(json.loads((HERE / "results.json").read_text())["cases"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def table_row(name: str, c: dict[str, Any]) -> str:
+    """One case as a row of results.md (a case recorded before stage times or load were, left blank there)."""
+    stages = c.get("stages", {})
+    load = ", ".join(map(str, c.get("load_average", [])))
+    return (f"| {name} | {c['records']:,} | {c['seconds']} | {c['peak_mib']} | {stages.get('ingest', '')} | "
+            f"{stages.get('reference', '')} | {c.get('when', '')} | {load} | {c['what']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", help="run only these cases (repeatable)")
+    parser.add_argument("--only", action="append", help="run only these cases (repeatable); others keep their "
+                                                        "recorded figures")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    results: dict[str, object] = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"), "cases": {}}
+    results: dict[str, object] = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
+                                  "cases": previous_cases() if args.only else {}}
     cases: dict[str, object] = results["cases"]  # type: ignore[assignment]
     for name, (people, subscribers, what) in TRIAGE_CASES.items():
         if args.only and name not in args.only:
             continue
         print(f"{name}: {what} ...", flush=True)
-        cases[name] = {"what": what, **triage_case(name, people, subscribers)}
+        # the machine is shared: the load average says how much else ran beside the case
+        load = os.getloadavg()[0]
+        figures = triage_case(name, people, subscribers)
+        cases[name] = {"what": what, "when": time.strftime("%Y-%m-%d %H:%M"),
+                       "load_average": [round(load, 2), round(os.getloadavg()[0], 2)], **figures}
         print(f"  {cases[name]}", flush=True)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"Machine: {results['machine']}", "", "| case | records | seconds | peak MiB | what |",
-             "|---|---:|---:|---:|---|"]
-    for name, c in cases.items():
-        lines.append(f"| {name} | {c['records']:,} | {c['seconds']} | {c['peak_mib']} | {c['what']} |")  # type: ignore[index]
+    lines = [f"Machine: {results['machine']}", "",
+             "| case | records | seconds | peak MiB | ingest s | reference s | when | load before, after | what |",
+             "|---|---:|---:|---:|---:|---:|---|---|---|"]
+    for name, case in cases.items():
+        lines.append(table_row(name, case))  # type: ignore[arg-type]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
