@@ -5,9 +5,9 @@ Checking a large package row by row in Python was the slowest part of a 400k-rec
 the rows SQL cannot prove valid go through the Python rules. The result is the row-by-row load's,
 row for row, by construction:
 
-- Line numbers: Python reads the bytes and DuckDB splits them on line feeds with each line's
-  index, so a row's line is its physical line (no reliance on a CSV reader's row order or its
-  blank-line rules). That holds only if every record is one physical line, so a file is read here
+- Line numbers: Python reads the bytes, Arrow splits them on line feeds and each line is numbered
+  by its place, so a row's line is its physical line (no reliance on a CSV reader's row order or
+  its blank-line rules); DuckDB then splits the lines into fields. That holds only if every record is one physical line, so a file is read here
   only when it is strict UTF-8 without NUL or a lone carriage return, its header is one line, and
   every line holding a quote is a comma-joined run of well-formed quoted or unquoted fields (the
   fields extracted join back into exactly the line). A quoted line break, an unbalanced or stray
