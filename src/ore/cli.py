@@ -761,16 +761,15 @@ def cases_transition(
     ] = None,
 ) -> None:
     """Move a case one step along its lifecycle (as the signed-in user); a rule that forbids it is named."""
-    from ore.auth import approvals
     from ore.cases import STATES, find_case, transition
+    from ore.cases.disseminate import approve_step
 
     if state not in STATES:
         raise OreError(f"{state!r} is not a status; one of: {', '.join(STATES)}")
     with _acting("investigation") as s:
         case = find_case(s, person, package)
         before = case.status
-        if state == "disseminated" and force and case.person.force_code and force != case.person.force_code:
-            approvals.use(s, State.principal, "cross_force_disclosure", person, approval)
+        approve_step(s, case, state, force, approval)  # the two-person rule, as for a package
         transition(s, case, state, by=State.principal.username, reason=reason, at=_when(at), band=band, force=force,
                    override_by=override_by, override_reason=override_reason, ground=ground)
         msg = f"{person}: {before} -> {case.status} (s.38 category {case.s38_category})"

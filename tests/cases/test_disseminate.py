@@ -248,3 +248,38 @@ def test_disseminate_command(triaged, tmp_path) -> None:
     (zip_path,) = (tmp_path / "out").glob("*.zip")
     (pub,) = (tmp_path / "out").glob("*.pub")
     assert verify_package(zip_path, load_public_key(pub)).ok
+
+
+def test_a_single_p1_step_to_disseminated_needs_a_second_persons_approval(store) -> None:
+    """As for a package: the step of one P1 person (ore cases transition, the web's step) uses up
+    an approval; a P2 person to their own force needs none; another force needs one."""
+    from casekit import add_people, as_user
+
+    from ore.auth import approvals
+    from ore.cases import find_case
+    from ore.cases.disseminate import approve_step
+
+    p1, p2 = add_people(store, 2, force="MPS")
+    sup, other = as_user("supervisor", None, "sup.one"), as_user("supervisor", None, "sup.two")
+    with store.session() as s:
+        refs = []
+        for cid, band in ((p1, "P1"), (p2, "P2")):
+            case = s.get(Case, cid)
+            transition(s, case, "triaged", by="sgt", reason="ok", band=band, at=T0)
+            refs.append(case.person.person_ref)
+    p1_ref, p2_ref = refs
+    with store.session(sup) as s, pytest.raises(approvals.ApprovalNeeded, match="disseminate_p1"):
+        approve_step(s, find_case(s, p1_ref), "disseminated", "MPS", None)
+    with store.session(sup) as s:
+        approve_step(s, find_case(s, p2_ref), "disseminated", "MPS", None)  # P2, own force: no approval
+    with store.session(sup) as s, pytest.raises(approvals.ApprovalNeeded, match="cross_force_disclosure"):
+        approve_step(s, find_case(s, p2_ref), "disseminated", "GMP", None)
+    with store.session(sup) as s:
+        aid = approvals.request(s, sup, "disseminate_p1", p1_ref, "child at risk").id
+    with store.session(other) as s:
+        approvals.grant(s, other, aid)
+    with store.session(sup) as s:
+        case = find_case(s, p1_ref)
+        approve_step(s, case, "disseminated", "MPS", aid)
+        transition(s, case, "disseminated", by="sup.one", reason="go", at=T0)
+        assert case.status == "disseminated"

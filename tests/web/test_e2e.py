@@ -136,7 +136,8 @@ def test_import_triage_disseminate_and_outcomes_in_the_browser(server: tuple[str
     # --- the analyst imports and triages the sample
     page = _sign_in(browser, base, "ana.lyst")
     shots(page, "analyst-dashboard-empty")
-    assert [a.inner_text() for a in page.locator("header nav a").all()] == ["Dashboard", "Queue", "Import"]
+    assert [a.inner_text() for a in page.locator("header nav a").all()] == ["Dashboard", "Queue", "Import",
+                                                                           "Watch alerts"]
     page.click("text=Import")
     page.set_input_files("input[name=package]", str(package))
     page.set_input_files("input[name=reference]", str(reference))

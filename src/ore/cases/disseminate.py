@@ -55,6 +55,19 @@ INDICATOR_COLUMNS = ("record_ref", "person_ref", "code", "weight", "sentence")
 HOLDING_COLUMNS = ("person_ref", "holding", "ref", "match_probability", "match_weight", "detail")
 
 
+def approve_step(session: Session, case: Case, to: str, force: str | None, approval: int | None) -> None:
+    """The two-person rule for one lifecycle step (as ``disseminate`` applies it to a package):
+    disseminating a P1 person, or disclosing a person to a force other than theirs, uses up a
+    second authorised user's approval for that person; any other step needs none."""
+    if to != "disseminated":
+        return
+    who, ref = principal_of(session), case.person.person_ref
+    if (case.band or case.recommended_band) == "P1":
+        approvals.use(session, who, "disseminate_p1", ref, approval)
+    elif force and case.person.force_code and force != case.person.force_code:
+        approvals.use(session, who, "cross_force_disclosure", ref, approval)
+
+
 class DisseminationRefused(OreError):
     """Nothing to disseminate, or a named person a rule holds back; ``held`` says who and why."""
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ore.auth import approvals
 from ore.auth.principal import Principal
 from ore.cases import find_case, record_safeguarding, seal, transition
+from ore.cases.disseminate import approve_step
 from ore.errors import OreError
 from ore.store import Store
 from ore.workspace import Workspace
@@ -62,8 +63,7 @@ def take_step(store: Store, who: Principal, person: str, to: str, *, reason: str
     with acting(store, who, "investigation") as s:
         case = find_case(s, person, package)
         before = case.status
-        if to == "disseminated" and force and case.person.force_code and force != case.person.force_code:
-            approvals.use(s, who, "cross_force_disclosure", person, approval)
+        approve_step(s, case, to, force, approval)  # the two-person rule, as for a package
         transition(s, case, to, by=who.username, reason=reason, at=at, band=band, force=force,
                    override_by=override_by or None, override_reason=override_reason or None, ground=ground or None)
         return StepResult(person, before, case.status, case.s38_category, case.due_at)
