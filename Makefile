@@ -18,7 +18,7 @@ $(VENV)/.test-deps: $(BIN)/ore
 	@# the browser tests drive Debian's chromium (Playwright never downloads one here)
 	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
-	$(BIN)/pip install --quiet -e '.[test,ftm,spark]'
+	$(BIN)/pip install --quiet -e '.[test,ftm,spark,docs]'
 	@touch $@
 
 demo: $(BIN)/ore
