@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,6 +193,7 @@ def test_cli_import_list_show_transition_and_funnel(store, triaged: Triaged, tmp
     monkeypatch.setenv("ORE_DATABASE_URL", store.engine.url.render_as_string(hide_password=False))
     make_user(store, "analyst.cli", "analyst")
     make_user(store, "sgt", "supervisor")
+    make_user(store, "insp", "supervisor")  # the second person of the two-person rule
     runner = CliRunner(env={"ORE_USER": "analyst.cli", "ORE_PASSWORD": PASSWORD})
     r = runner.invoke(app, ["cases", "import", str(triaged.out)])
     assert r.exit_code == 0, r.output
@@ -212,6 +214,13 @@ def test_cli_import_list_show_transition_and_funnel(store, triaged: Triaged, tmp
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["cases", "transition", ref, "disseminated", "--reason", "go",
                             "--at", "2003-05-01T10:00"])
+    assert r.exit_code == 2 and "needs a second person's approval" in r.output  # a P1 person
+    r = runner.invoke(app, ["approvals", "request", "disseminate_p1", ref, "--reason", "children at the address"])
+    aid = re.search(r"Approval (\d+) requested", r.output).group(1)
+    r = runner.invoke(app, ["approvals", "grant", aid], env={"ORE_USER": "insp", "ORE_PASSWORD": PASSWORD})
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["cases", "transition", ref, "disseminated", "--reason", "go",
+                            "--at", "2003-05-01T10:00", "--approval", aid])
     assert r.exit_code == 0 and "due by 2003-05-02T10:00" in r.output, r.output
     r = runner.invoke(app, ["cases", "overdue", "--at", "2003-05-03T00:00"])
     assert r.exit_code == 0 and ref in r.output

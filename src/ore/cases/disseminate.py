@@ -35,7 +35,7 @@ from ore.audit.chain import record_for
 from ore.auth import approvals
 from ore.auth.principal import Principal
 from ore.auth.scope import principal_of
-from ore.cases.lifecycle import Request, TransitionRefused, check, transition_many
+from ore.cases.lifecycle import TRANSITIONS, Request, TransitionRefused, check, transition_many
 from ore.cases.queries import case_query
 from ore.errors import OreError
 from ore.report.package_sign import FORMAT, file_entry, fingerprint, public_pem, signing_key, write_signed_zip
@@ -59,10 +59,10 @@ def approve_step(session: Session, case: Case, to: str, force: str | None, appro
     """The two-person rule for one lifecycle step (as ``disseminate`` applies it to a package):
     disseminating a P1 person, or disclosing a person to a force other than theirs, uses up a
     second authorised user's approval for that person; any other step needs none."""
-    if to != "disseminated":
-        return
+    if to != "disseminated" or to not in TRANSITIONS.get(case.status, ()):
+        return  # not a dissemination, or not one the lifecycle allows: its own refusal says why
     who, ref = principal_of(session), case.person.person_ref
-    if (case.band or case.recommended_band) == "P1":
+    if case.band == "P1":  # the band a supervisor confirmed (dissemination needs one)
         approvals.use(session, who, "disseminate_p1", ref, approval)
     elif force and case.person.force_code and force != case.person.force_code:
         approvals.use(session, who, "cross_force_disclosure", ref, approval)
