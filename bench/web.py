@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -22,7 +23,6 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,7 +79,8 @@ def build(ws_root: Path, persons: int, database_url: str | None) -> tuple[object
     return ws, store
 
 
-async def load(base: str, persons: int, clients: int, requests: int, max_seconds: float) -> list[float]:
+async def load(base: str, persons: int, clients: int, requests: int, max_seconds: float,
+               think: float = 0.0) -> list[float]:
     import httpx
 
     async def session() -> httpx.AsyncClient:
@@ -108,6 +109,8 @@ async def load(base: str, persons: int, clients: int, requests: int, max_seconds
     async def worker(c: httpx.AsyncClient) -> None:
         while left[0] > 0 and time.monotonic() < stop:
             left[0] -= 1
+            if think:  # a person reads the page before the next: exponential pauses of mean `think`
+                await asyncio.sleep(random.expovariate(1.0 / think))
             ref = f"PER{random.randrange(persons):07d}"
             t = time.perf_counter()
             r = await c.get(f"/persons/{ref}")
@@ -120,6 +123,30 @@ async def load(base: str, persons: int, clients: int, requests: int, max_seconds
     return times
 
 
+def _serve(ws_root: str, database_url: str | None, port: int, clients: int) -> None:
+    import uvicorn
+
+    from ore.config import get_settings
+    from ore.web import create_app
+    from ore.workspace import Workspace
+
+    ws = Workspace.open(Path(ws_root), get_settings(database_url=database_url))
+    app = create_app(ws, login_limit=clients * 2, threads=max(40, clients))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _wait_for(port: int, server: multiprocessing.Process) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not server.is_alive():
+            raise SystemExit("the server process ended before it answered")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit("the server did not answer within 60 s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--persons", type=int, default=400_000)
@@ -127,38 +154,35 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2_000)
     ap.add_argument("--max-seconds", type=float, default=300)
     ap.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="Mean seconds a client pauses between pages (0: back to back, a closed loop)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    import uvicorn
-
-    from ore.web import create_app
-
     root = Path(tempfile.mkdtemp(prefix="ore-bench-web-"))
     try:
         t0 = time.perf_counter()
         ws, store = build(root / "ws", args.persons, args.database_url)
         built = time.perf_counter() - t0
-        app = create_app(ws, login_limit=args.clients * 2, threads=max(40, args.clients))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        th = threading.Thread(target=srv.run, daemon=True)
-        th.start()
-        while not srv.started:
-            time.sleep(0.05)
+        # the server in a process of its own, as `ore serve` runs: clients and server must not share a GIL
+        server = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(str(root / "ws"), args.database_url, port, args.clients), daemon=True)
+        server.start()
+        _wait_for(port, server)
         t1 = time.perf_counter()
         times = asyncio.run(load(f"http://127.0.0.1:{port}", args.persons, args.clients, args.requests,
-                                 args.max_seconds))
+                                 args.max_seconds, args.think))
         wall = time.perf_counter() - t1
-        srv.should_exit = True
-        th.join(10)
+        server.terminate()
+        server.join(10)
         q = statistics.quantiles(times, n=100)
         print(json.dumps({"backend": store.dialect, "persons": args.persons, "clients": args.clients,
                           "requests": len(times), "build_s": round(built, 1), "wall_s": round(wall, 1),
-                          "per_s": round(len(times) / wall, 1), "p50_ms": round(q[49] * 1000, 1),
+                          "think_s": args.think, "per_s": round(len(times) / wall, 1), "p50_ms": round(q[49] * 1000, 1),
                           "p95_ms": round(q[94] * 1000, 1), "max_ms": round(max(times) * 1000, 1)}))
-        app.state.ore.store.dispose()
+        store.dispose()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -33,6 +33,8 @@ from ore.store.access import ApiToken, LoginFailure, LoginSession, User
 LOCK_AFTER = 5
 LOCK_WINDOW = timedelta(minutes=15)
 IDLE_TIMEOUT = timedelta(minutes=30)
+# how stale the last-seen time may be: a session idles out between IDLE_TIMEOUT and that plus this
+SEEN_STEP = timedelta(minutes=1)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 TOKEN_PREFIX = "ore_"
 
@@ -151,7 +153,8 @@ def resume_session(store: Store, secret: str, *, now: datetime | None = None) ->
             raise SignInFailed(f"your session expired {ABSOLUTE_TIMEOUT.seconds // 3600} hours after sign-in: "
                                "sign in again (ore login)")
         user = _usable(s.get(User, ls.user_id))
-        ls.last_seen_at = now
+        if now - ls.last_seen_at >= SEEN_STEP:  # one write a minute, not one a page: the store's writes queue
+            ls.last_seen_at = now
         return SignIn(_principal(user, "session"), user.must_change_password)
 
 
