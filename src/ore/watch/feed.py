@@ -19,8 +19,8 @@ What it decides:
   file's line breaks against the rows read), else row by row by ingest's reader, which
   counts lines as a person opening the file would.
 - Raw card numbers are checked as ingest checks them (digits, spaces and dashes; 12-19
-  digits; Luhn), on the distinct numbers only, by ``ore.watch.cards``, which then tokenises
-  them under every key version the watchlist holds.
+  digits; Luhn), all at once with numpy, by ``ore.watch.cards``, which then tokenises the
+  distinct valid numbers under every key version the watchlist holds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from ore.errors import OreError
 from ore.ingest.csvrows import clean_header, open_csv
-from ore.watch.cards import LENGTH, LUHN, NOT_DIGITS, OK, number_problems
+from ore.watch.cards import LENGTH, LUHN, NOT_DIGITS, OK, distinct_rows, scan
 from ore.watch.normalise import email_sql, username_sql
 
 
@@ -331,10 +331,14 @@ def keep_keys(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
 
 def check_cards(con: duckdb.DuckDBPyConnection) -> pa.Array:
     """``feed_cards``: the distinct card numbers that fail ingest's checks, with ingest's reason; returns
-    the distinct numbers that pass, for tokenising."""
-    digits = con.sql("SELECT DISTINCT card_digits FROM feed_keys WHERE card_digits IS NOT NULL").to_arrow_table()[0]
-    digits = digits.combine_chunks() if digits.num_chunks else pa.array([], pa.string())
-    codes = number_problems(digits)
+    the distinct numbers that pass, for tokenising.
+
+    Every row's number is checked at once with numpy (``ore.watch.cards.scan``), which also reads each
+    valid number as an integer: the distinct valid numbers are then found by sorting integers, not by
+    hashing ten million strings, and only they are tokenised."""
+    column = con.sql("SELECT card_digits FROM feed_keys WHERE card_digits IS NOT NULL").to_arrow_table()[0]
+    digits = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
+    codes, widths, values = scan(digits)
     bad = codes != OK
     con.register("_feed_card_codes", pa.table({"card_digits": digits.filter(pa.array(bad)),
                                                "code": pa.array(codes[bad], pa.int8())}))
@@ -344,10 +348,10 @@ def check_cards(con: duckdb.DuckDBPyConnection) -> pa.Array:
                CASE code WHEN {NOT_DIGITS} THEN 'card_number has characters other than digits, spaces and dashes'
                          WHEN {LENGTH} THEN 'card_number has ' || length(card_digits) || ' digits (a card has 12 to 19)'
                          WHEN {LUHN} THEN 'card_number fails Luhn check' END AS problem
-        FROM _feed_card_codes
+        FROM (SELECT DISTINCT card_digits, code FROM _feed_card_codes)  -- a number's code is its own
     """)
     con.unregister("_feed_card_codes")
-    return digits.filter(pa.array(~bad))
+    return digits.take(pa.array(distinct_rows(widths, values)))
 
 
 def problems(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:
