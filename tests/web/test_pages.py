@@ -131,3 +131,17 @@ def test_signing_out_ends_the_session(site) -> None:
     token = sign_in(c, "ana")
     assert c.post("/logout", data={"csrf_token": token}).status_code == 303
     assert c.get("/queue").status_code == 303  # to the sign-in page
+
+
+def test_the_watch_alerts_page_answers_for_offender_managers_and_the_national_unit(site) -> None:
+    from ore.web.security import RateLimiter
+
+    for name, where in (("om", "for MPS"), ("ana", "No alerts")):
+        site.state.ore.limiter = RateLimiter(5, 60.0)
+        c = client(site)
+        sign_in(c, name)
+        page = c.get("/alerts")
+        assert page.status_code == 200 and "Watch alerts" in page.text and where in page.text, (name, page.text[-500:])
+    c = client(site)
+    sign_in(c, "dc.mps")  # an investigator reads cases, not the watch
+    assert c.get("/alerts").status_code in (403, 404)
