@@ -45,17 +45,18 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "users": ("GET", "/api/v1/users", None),
     "users add": ("POST", "/api/v1/users", {"name": "new.user", "roles": ["analyst"]}),
     "me": ("GET", "/api/v1/me", None),
+    "alerts": ("GET", "/api/v1/alerts", None),
 }
 A, D, H = "allowed", "denied", "hidden"
 _ALL = dict.fromkeys(OPERATIONS, D) | {"approvals request": A, "me": A}
 READS = {"queue": A, "person": A, "graph": A, "dashboard": A, "funnel": A, "overdue": A}
 EXPECTED: dict[str, dict[str, str]] = {
-    "analyst": _ALL | READS | {"imports": A, "quarantine": A},
+    "analyst": _ALL | READS | {"imports": A, "quarantine": A, "alerts": A},
     "supervisor": _ALL | READS | {"accept": A, "eliminate": A, "safeguard": A, "seal": A, "disseminate": A,
-                                  "approvals list": A, "imports": A, "quarantine": A},
+                                  "approvals list": A, "imports": A, "quarantine": A, "alerts": A},
     "investigator": _ALL | READS | {"accept": A, "eliminate": A, "safeguard": A},
-    "offender_manager": _ALL | {"accept": H, "eliminate": H, "safeguard": H, "seal": H},
-    "auditor": _ALL | READS | {"audit search": A, "audit verify": A},
+    "offender_manager": _ALL | {"accept": H, "eliminate": H, "safeguard": H, "seal": H, "alerts": A},
+    "auditor": _ALL | READS | {"audit search": A, "audit verify": A, "alerts": A},
     "admin": _ALL | READS | {"approvals list": A, "audit verify": A, "users": A, "users add": A},
 }
 OWN_FORCE_ROLES = {"investigator", "offender_manager"}

@@ -299,4 +299,6 @@ def users_change(name: Annotated[str, Field(max_length=100)], what: Literal["dis
     change_user(srv, who, name, what)
     return {"name": name, "done": what}
 
-# WATCH: GET /api/v1/alerts (offender managers, alerts.read) goes here once ore.watch exposes its alerts.
+@router.get("/alerts", summary="Watch alerts the user may see (an offender manager: their force's), ranked by CPORT")
+def alerts(who: Who, srv: Srv) -> list[dict[str, Any]]:
+    return reads.watch_alerts(srv.store, who)

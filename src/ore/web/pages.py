@@ -405,15 +405,5 @@ def users_change(name: str, what: str, user: Changing, srv: Srv) -> Response:
 
 @router.get("/alerts")
 def alerts_page(request: Request, user: User, srv: Srv) -> HTMLResponse:
-    """The watch alerts this user may see (an offender manager: their force's), ranked as
-    ``ore watch alerts`` ranks them; listing them is a consultation in the audit log."""
-    from ore.watch.alerts import list_alerts, refresh
-
-    user.who.require("alerts.read", "see watch alerts")
-    refresh(srv.store)  # the sealed and eliminated off the watch before anyone reads it
-    with actions.acting(srv.store, user.who, "investigation", "alerts.read", "see watch alerts") as s:
-        alerts = [{"id": v.alert.id, "person": v.subject.person_ref, "force": v.subject.force_code or "",
-                   "raised": v.alert.raised_at, "matched": ", ".join(sorted({m.get("kind", "") for m in v.matched})),
-                   "rows": v.alert.row_count, "flagged": v.alert.flagged_rows, "cport": v.cport_shown,
-                   "status": v.alert.status} for v in list_alerts(s, limit=500)]
-    return render(request, "alerts.html", {"alerts": alerts})
+    """The watch alerts this user may see (an offender manager: their force's), ranked by CPORT."""
+    return render(request, "alerts.html", {"alerts": reads.watch_alerts(srv.store, user.who)})

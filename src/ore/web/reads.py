@@ -443,3 +443,18 @@ def dashboard(session: Session, *, now: datetime | None = None) -> Dashboard:
     fraud = session.scalar(select(func.count(Record.id)).where(Record.fraud_suspected.is_(True),
                                                                Record.person_id.in_(select(sub.c.pid)))) or 0
     return Dashboard(f, by_band, by_force, late, dict(sorted(grades.items())), victims, fraud, persons)
+
+
+def watch_alerts(store: Any, who: Any, limit: int = 500) -> list[dict[str, Any]]:
+    """The watch alerts ``who`` may see, ranked as ``ore watch alerts`` ranks them (a consultation)."""
+    from ore.watch.alerts import list_alerts, refresh
+
+    who.require("alerts.read", "see watch alerts")
+    refresh(store)  # the sealed and eliminated off the watch before anyone reads it
+    with store.session(who) as s:
+        s.info["purpose"] = "investigation"
+        return [{"id": v.alert.id, "person": v.subject.person_ref, "force": v.subject.force_code or "",
+                 "raised": v.alert.raised_at.isoformat(timespec="seconds"),
+                 "matched": sorted({m.get("kind", "") for m in v.matched}), "rows": v.alert.row_count,
+                 "flagged_rows": v.alert.flagged_rows, "cport": v.cport_shown, "status": v.alert.status}
+                for v in list_alerts(s, limit=limit)]
