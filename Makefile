@@ -34,6 +34,9 @@ bench: $(BIN)/ore
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/watch.py
+	$(BIN)/python bench/web.py --think 1.0
+	@# the same on PostgreSQL where a scratch database is named (it is emptied)
+	@if [ -n "$$ORE_BENCH_PG_URL" ]; then $(BIN)/python bench/web.py --think 1.0 --database-url "$$ORE_BENCH_PG_URL"; fi
 
 # the documentation site, static and self-contained, into build/site/ (open build/site/index.html)
 $(VENV)/.docs-deps: $(BIN)/ore
