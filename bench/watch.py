@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,24 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from run import machine  # noqa: E402 - one description of the machine for every benchmark
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "out" / "watch"
 KEY = bytes(range(7, 39))  # the bench's card key (32 bytes); no real card is ever involved
 HITS_CARD, HITS_EMAIL = 1_000, 100
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_gib, 1), "python": platform.python_version(),
-            "platform": platform.platform()}
 
 
 def _card_sql(i: str) -> str:

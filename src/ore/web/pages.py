@@ -136,18 +136,13 @@ def dashboard_page(request: Request, user: User, srv: Srv) -> HTMLResponse:
         return back("/alerts" if user.who.can("alerts.read") else "/password")  # type: ignore[return-value]
     with actions.acting(srv.store, user.who, "reporting", "report.read", "see the dashboard") as s:
         d = reads.dashboard(s)
-    return render(request, "dashboard.html", {"d": d, "labels": _labels(), "watch": _watch_available()})
+    return render(request, "dashboard.html", {"d": d, "labels": _labels()})
 
 
 def _labels() -> dict[str, str]:
     from ore.report.funnel import LABELS
 
     return LABELS
-
-
-def _watch_available() -> bool:
-    """The re-offending watch is part of ore: its alerts page is linked from the dashboard."""
-    return True
 
 
 def _filters(band: str | None, force: str | None, grade: str | None, status: str | None, package: str | None,

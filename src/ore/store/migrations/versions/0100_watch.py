@@ -16,10 +16,6 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 
-# The models register on the shared metadata wherever the schema is built or compared,
-# until ``ore.store`` imports them beside ``access`` (the hook is named in the watch's docs).
-from ore.store import watch_models  # noqa: F401
-
 
 revision: str = '0100'
 down_revision: Union[str, Sequence[str], None] = '0002'
