@@ -100,3 +100,13 @@ def test_a_household_with_children_possibly_theirs_is_shown_to_check() -> None:
     assert got["p"][:2] == ("P4", "abuse_purchase;possible_link")
     assert "household with 2 child(ren) under 18 at Flat 2, 12 Mill Lane, HU1 1AA" in got["p"][2]
     assert got["q"][:2] == ("P1", "children_in_household;abuse_purchase")
+
+
+def test_a_possible_conviction_is_named_as_the_conviction_it_is() -> None:
+    con = _world()
+    _buy(con, "p", "r1", "CHILD-SITE-1", "abuse", "2000-01-01")
+    con.execute("INSERT INTO ref_convictions (conviction_ref, offence_category) VALUES ('CRO1', 'sexual_contact_child')")
+    _link(con, "p", "convictions", "CRO1", 0.8)
+    assess(con, "K")
+    sentences = con.execute("SELECT sentences FROM person_priority").fetchall()[0][0]
+    assert "the conviction for contact offending against a child CRO1" in sentences

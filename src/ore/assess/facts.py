@@ -40,6 +40,7 @@ class PersonFacts:
 POSSIBLE = {"sexual_contact_child": "the conviction for contact offending against a child",
             "sexual_contact_adult": "the conviction for a sexual offence",
             "iioc": "the conviction for indecent images of children"}
+POSSIBLE_WHAT = {**POSSIBLE, "register": "the register entry", "employment": "the job with children"}
 
 
 def _pct(p: float | None) -> str:
@@ -103,9 +104,9 @@ def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: flo
     ).fetchall():
         facts[pid].append(Fact("open_case", {"case_ref": ref, "force_code": force or "another force"}))
     # under the bar, over the possible: what would raise the band if it were certain
-    for pid, holding, ref, p in con.execute(
+    for pid, kind, ref, p in con.execute(
         f"""
-        SELECT h.person_id, h.holding, h.ref, h.match_probability
+        SELECT h.person_id, coalesce(c.offence_category, h.holding), h.ref, h.match_probability
         FROM holding_links h
         LEFT JOIN ref_convictions c ON h.holding = 'convictions' AND c.conviction_ref = h.ref
         LEFT JOIN ref_employment e ON h.holding = 'employment' AND e.employment_ref = h.ref
@@ -117,8 +118,7 @@ def gather(con: duckdb.DuckDBPyConnection, package_id: str, min_probability: flo
         """,
         [package_id, possible, min_probability],
     ).fetchall():
-        what = POSSIBLE.get(holding, "the register entry" if holding == "register" else "the job with children")
-        facts[pid].append(Fact("possible_link", {"what": what, "ref": ref, "probability": _pct(p),
+        facts[pid].append(Fact("possible_link", {"what": POSSIBLE_WHAT[kind], "ref": ref, "probability": _pct(p),
                                                  "needed": _pct(min_probability)}))
     for pid, address, children, p in con.execute(
         """SELECT h.person_id, h.ref, max(x.children_under_18), max(h.match_probability)
