@@ -449,10 +449,11 @@ def watch_alerts(store: Any, who: Any, limit: int = 500) -> list[dict[str, Any]]
     """The watch alerts ``who`` may see, ranked as ``ore watch alerts`` ranks them (a consultation)."""
     from ore.watch.alerts import list_alerts, refresh
 
+    from ore.web.actions import acting
+
     who.require("alerts.read", "see watch alerts")
     refresh(store)  # the sealed and eliminated off the watch before anyone reads it
-    with store.session(who) as s:
-        s.info["purpose"] = "investigation"
+    with acting(store, who, "investigation") as s:
         return [{"id": v.alert.id, "person": v.subject.person_ref, "force": v.subject.force_code or "",
                  "raised": v.alert.raised_at.isoformat(timespec="seconds"),
                  "matched": sorted({m.get("kind", "") for m in v.matched}), "rows": v.alert.row_count,
