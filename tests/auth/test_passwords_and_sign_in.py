@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import resources
 
 import pytest
+import yaml
 from casekit import PASSWORD, T0, make_user
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from sqlalchemy import select
 
 from ore.auth import SYSTEM
 from ore.auth.passwords import WeakPassword, check_password, hash_password, verify_password
+from ore.auth.policy import load_policy
 from ore.auth.principal import AccessDenied
 from ore.auth.sessions import (
     ABSOLUTE_TIMEOUT,
@@ -26,6 +29,7 @@ from ore.auth.sessions import (
     token_principal,
 )
 from ore.auth.users import add_user, ensure_first_admin, set_disabled, unlock
+from ore.errors import OreError
 from ore.store.access import ApiToken, LoginSession, User
 
 
@@ -155,3 +159,12 @@ def test_an_own_force_role_needs_a_force_and_roles_must_exist(store) -> None:
             add_user(s, SYSTEM, "dc.nf", PASSWORD, "investigator")
         with pytest.raises(Exception, match="unknown role"):
             add_user(s, SYSTEM, "dc.x", PASSWORD, "wizard")
+
+
+def test_a_roles_file_must_say_who_may_ask_for_each_approval(tmp_path) -> None:
+    shipped = yaml.safe_load(resources.files("ore.auth").joinpath("roles.yaml").read_text(encoding="utf-8"))
+    del shipped["two_person_request"]["unseal"]
+    path = tmp_path / "roles.yaml"
+    path.write_text(yaml.safe_dump(shipped), encoding="utf-8")
+    with pytest.raises(OreError, match=r"two_person_request names no permission for \['unseal'\]"):
+        load_policy(str(path))

@@ -64,6 +64,17 @@ def test_unsealing_needs_a_second_persons_approval(store) -> None:
         approvals.use(s, admin, "unseal", ref, aid)
 
 
+def test_only_a_user_who_could_act_may_ask_for_an_approval(store) -> None:
+    ref = eliminated_after_disclosure(store)
+    analyst = as_user("analyst", None, "an.one")
+    with store.session(analyst) as s, pytest.raises(AccessDenied, match="cases.unseal"):
+        approvals.request(s, analyst, "unseal", ref, "please")
+    with store.session(analyst) as s, pytest.raises(AccessDenied, match="cases.disseminate"):
+        approvals.request(s, analyst, "disseminate_p1", "MPS", "3 P1 persons")
+    with store.session() as s:
+        assert approvals.pending(s) == []
+
+
 def test_retention_review_and_purge_erase_personal_data_and_log_it_without_the_data(store) -> None:
     ref = eliminated_after_disclosure(store)
     admin = as_user("admin", None, "adm.one")

@@ -48,11 +48,11 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "alerts": ("GET", "/api/v1/alerts", None),
 }
 A, D, H = "allowed", "denied", "hidden"
-_ALL = dict.fromkeys(OPERATIONS, D) | {"approvals request": A, "me": A}
+_ALL = dict.fromkeys(OPERATIONS, D) | {"me": A}
 READS = {"queue": A, "person": A, "graph": A, "dashboard": A, "funnel": A, "overdue": A}
 EXPECTED: dict[str, dict[str, str]] = {
     "analyst": _ALL | READS | {"imports": A, "quarantine": A, "alerts": A},
-    "supervisor": _ALL | READS | {"accept": A, "eliminate": A, "safeguard": A, "seal": A, "disseminate": A,
+    "supervisor": _ALL | READS | {"approvals request": A, "accept": A, "eliminate": A, "safeguard": A, "seal": A, "disseminate": A,
                                   "approvals list": A, "imports": A, "quarantine": A, "alerts": A},
     "investigator": _ALL | READS | {"accept": A, "eliminate": A, "safeguard": A},
     "offender_manager": _ALL | {"accept": H, "eliminate": H, "safeguard": H, "seal": H, "alerts": A},

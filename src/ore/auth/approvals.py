@@ -36,7 +36,9 @@ def _action(action: str) -> frozenset[str]:
 
 
 def request(session: Session, who: Principal, action: str, obj: str, reason: str) -> Approval:
+    """Ask for an approval; only a user who could take the action may ask (``two_person_request``)."""
     _action(action)
+    who.require(load_policy().two_person_request[action], f"ask for approval of {action}")
     if not reason.strip():
         raise OreError("say why the action is needed (--reason): the approver reads it")
     a = Approval(action=action, object=obj, reason=reason.strip(), requested_by=who.username,

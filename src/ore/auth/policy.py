@@ -32,6 +32,7 @@ class Policy:
     steps: dict[str, str]
     two_person: dict[str, frozenset[str]]
     purposes: dict[str, str]
+    two_person_request: dict[str, str]
 
     def step_permission(self, status: str) -> str:
         return self.steps.get(status, "cases.transition")
@@ -53,7 +54,15 @@ def _parse(data: dict, where: str) -> Policy:
         for action, approvers in two.items():
             if unknown := approvers - roles.keys():
                 raise OreError(f"{where}: two_person {action} names unknown roles {sorted(unknown)}")
-        return Policy(roles, dict(data.get("steps") or {}), two, dict(data.get("purposes") or {}))
+        asks = {action: str(permission) for action, permission in (data.get("two_person_request") or {}).items()}
+        if missing := two.keys() - asks.keys():
+            raise OreError(f"{where}: two_person_request names no permission for {sorted(missing)}")
+        held = frozenset().union(*(r.permissions for r in roles.values()))
+        if strays := {p for p in asks.values() if p not in held}:
+            raise OreError(f"{where}: two_person_request names permissions no role holds: {sorted(strays)}")
+        if unknown := asks.keys() - two.keys():
+            raise OreError(f"{where}: two_person_request names actions not under two_person: {sorted(unknown)}")
+        return Policy(roles, dict(data.get("steps") or {}), two, dict(data.get("purposes") or {}), asks)
     except (KeyError, TypeError, AttributeError) as e:
         raise OreError(f"{where} is not a roles policy (missing or malformed {e})") from None
 
