@@ -1,7 +1,7 @@
 """The web application: server-rendered pages (Jinja2 + htmx) and a REST API under /api/v1.
 
 Pages and API call the same functions the ``ore`` command calls (``ore.web.actions`` holds
-the command bodies they share; ``ore.web.reads`` the queue, person, chart and dashboard
+the command bodies they share; ``ore.cases.views`` the queue, person, chart and dashboard
 reads, all through ``ore.cases.queries.case_query``). No pipeline stage imports this.
 """
 

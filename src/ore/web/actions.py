@@ -141,3 +141,17 @@ def upload_dir(ws: Workspace, job_id: str) -> Path:
     path = ws.root / "uploads" / job_id
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def watch_alerts(store: Any, who: Any, limit: int = 500) -> list[dict[str, Any]]:
+    """The watch alerts ``who`` may see, ranked as ``ore watch alerts`` ranks them (a consultation)."""
+    from ore.watch.alerts import list_alerts, refresh
+
+    who.require("alerts.read", "see watch alerts")
+    refresh(store)  # the sealed and eliminated off the watch before anyone reads it
+    with acting(store, who, "investigation") as s:
+        return [{"id": v.alert.id, "person": v.subject.person_ref, "force": v.subject.force_code or "",
+                 "raised": v.alert.raised_at.isoformat(timespec="seconds"),
+                 "matched": sorted({m.get("kind", "") for m in v.matched}), "rows": v.alert.row_count,
+                 "flagged_rows": v.alert.flagged_rows, "cport": v.cport_shown, "status": v.alert.status}
+                for v in list_alerts(s, limit=limit)]

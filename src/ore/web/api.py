@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from ore.auth.principal import Principal
-from ore.web import actions, reads
+from ore.cases import views
+from ore.web import actions
 from ore.web.deps import Server, api_user, server
 
 router = APIRouter(prefix="/api/v1", tags=["ore"])
@@ -90,10 +91,10 @@ def persons(who: Who, srv: Srv, band: BandName | None = None, force: Annotated[s
             q: Annotated[str | None, Query(max_length=200)] = None,
             sort: Literal["band", "person", "name", "grade", "force", "status", "due", "records"] = "band",
             desc: bool = False, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-            per_page: Annotated[int, Query(ge=1, le=reads.MAX_PER_PAGE)] = 50) -> dict[str, Any]:
-    f = reads.QueueFilters(band, force, grade, status, package, q, sort, desc, page, per_page)
+            per_page: Annotated[int, Query(ge=1, le=views.MAX_PER_PAGE)] = 50) -> dict[str, Any]:
+    f = views.QueueFilters(band, force, grade, status, package, q, sort, desc, page, per_page)
     with actions.acting(srv.store, who, "investigation", "cases.read", "list cases") as s:
-        result = reads.queue(s, f, srv.ws)
+        result = views.queue(s, f, srv.ws)
     return {"total": result.total, "page": page, "pages": result.pages, "note": result.note,
             "persons": [{**r.as_dict(), "due_at": r.due_at.isoformat() if r.due_at else None} for r in result.rows]}
 
@@ -101,14 +102,14 @@ def persons(who: Who, srv: Srv, band: BandName | None = None, force: Annotated[s
 @router.get("/persons/{ref}", summary="A person's case: identity, records, reasons, holdings, timeline, actions")
 def person(ref: Ref, who: Who, srv: Srv, package: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     with actions.acting(srv.store, who, "investigation", "cases.read", "show cases") as s:
-        return reads.person_page(s, ref, package).as_dict()
+        return views.person_page(s, ref, package).as_dict()
 
 
 @router.get("/persons/{ref}/graph", summary="The link chart: cards, emails, IPs, accounts, persons sharing a card")
 def person_graph(ref: Ref, who: Who, srv: Srv,
                  package: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     with actions.acting(srv.store, who, "investigation", "cases.read", "show cases") as s:
-        return reads.link_chart(s, srv.ws, ref, package).as_dict()
+        return views.link_chart(s, srv.ws, ref, package).as_dict()
 
 
 @router.post("/persons/{ref}/steps", summary="Take a lifecycle step: confirm band, arrest, charge, outcome, eliminate")
@@ -155,7 +156,7 @@ def approvals_grant(approval_id: Annotated[int, Field(ge=1, le=2**31 - 1)], who:
 @router.get("/dashboard", summary="Funnel, counts by band and force, overdue P1/P2, fraud picture")
 def dashboard(who: Who, srv: Srv) -> dict[str, Any]:
     with actions.acting(srv.store, who, "reporting", "report.read", "see the dashboard") as s:
-        d = reads.dashboard(s)
+        d = views.dashboard(s)
     return {"funnel": d.funnel.total.counts, "by_band": {r.group: r.counts for r in d.by_band.rows},
             "by_force": {r.group: r.counts for r in d.by_force.rows},
             "overdue": [{"person": o.person_ref, "band": o.band, "force": o.force_code,
@@ -301,4 +302,4 @@ def users_change(name: Annotated[str, Field(max_length=100)], what: Literal["dis
 
 @router.get("/alerts", summary="Watch alerts the user may see (an offender manager: their force's), ranked by CPORT")
 def alerts(who: Who, srv: Srv) -> list[dict[str, Any]]:
-    return reads.watch_alerts(srv.store, who)
+    return actions.watch_alerts(srv.store, who)

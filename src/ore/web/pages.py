@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from ore.auth.principal import Principal
 from ore.errors import OreError
-from ore.web import actions, reads
+from ore.cases import views
+from ore.web import actions
 from ore.web.deps import TEMPLATES, PageUser, Server, nav, page_user, server
 from ore.web.security import (
     CSRF_FIELD,
@@ -135,7 +136,7 @@ def dashboard_page(request: Request, user: User, srv: Srv) -> HTMLResponse:
     if not user.who.can("report.read"):
         return back("/alerts" if user.who.can("alerts.read") else "/password")  # type: ignore[return-value]
     with actions.acting(srv.store, user.who, "reporting", "report.read", "see the dashboard") as s:
-        d = reads.dashboard(s)
+        d = views.dashboard(s)
     return render(request, "dashboard.html", {"d": d, "labels": _labels()})
 
 
@@ -146,8 +147,8 @@ def _labels() -> dict[str, str]:
 
 
 def _filters(band: str | None, force: str | None, grade: str | None, status: str | None, package: str | None,
-             q: str | None, sort: str, desc: bool, page: int, per_page: int) -> reads.QueueFilters:
-    return reads.QueueFilters(band or None, force or None, grade or None, status or None, package or None, q or None,
+             q: str | None, sort: str, desc: bool, page: int, per_page: int) -> views.QueueFilters:
+    return views.QueueFilters(band or None, force or None, grade or None, status or None, package or None, q or None,
                               sort, desc, page, per_page)
 
 
@@ -160,9 +161,9 @@ def queue_page(request: Request, user: User, srv: Srv, band: str | None = None, 
 
     f = _filters(band, force, grade, status, package, q, sort, desc, page, per_page)
     with actions.acting(srv.store, user.who, "investigation", "cases.read", "see the queue") as s:
-        result = reads.queue(s, f, srv.ws)
-    ctx = {"page": result, "f": f, "bands": reads.BANDS, "grades": reads.GRADES, "states": STATES,
-           "sorts": list(reads.SORTS)}
+        result = views.queue(s, f, srv.ws)
+    ctx = {"page": result, "f": f, "bands": views.BANDS, "grades": views.GRADES, "states": STATES,
+           "sorts": list(views.SORTS)}
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "queue-results":
         return render(request, "_queue_results.html", ctx)
     return render(request, "queue.html", ctx)
@@ -174,7 +175,7 @@ def queue_page(request: Request, user: User, srv: Srv, band: str | None = None, 
 def _person(request: Request, user: PageUser, srv: Server, ref: str, package: str | None,
             error: str | None = None, status: int = 200) -> HTMLResponse:
     with actions.acting(srv.store, user.who, "investigation", "cases.read", "see persons") as s:
-        p = reads.person_page(s, ref, package)
+        p = views.person_page(s, ref, package)
         resp = render(request, "person.html", {"p": p, "v": p.view, "c": p.view.case, "person": p.view.case.person,
                                                "error": error, "package": package}, status)
     return resp
@@ -202,7 +203,7 @@ def person_sources(request: Request, ref: str, user: User, srv: Srv, package: st
         refs = [r for (r,) in s.execute(_record_refs(case.person_id))]
         consulted(s, "web.sources", [case.person.person_ref], {"records": len(refs)})
         pkg = case.person.package.package_ref
-    rows, note = reads.record_sources(srv.ws, refs, pkg)
+    rows, note = views.record_sources(srv.ws, refs, pkg)
     return render(request, "_sources.html", {"rows": rows, "note": note})
 
 
@@ -217,7 +218,7 @@ def _record_refs(person_id: int) -> Any:
 @router.get("/persons/{ref}/graph.json")
 def person_graph(ref: str, user: User, srv: Srv, package: str | None = None) -> JSONResponse:
     with actions.acting(srv.store, user.who, "investigation", "cases.read", "see persons") as s:
-        g = reads.link_chart(s, srv.ws, ref, package)
+        g = views.link_chart(s, srv.ws, ref, package)
     return JSONResponse(g.as_dict())
 
 
@@ -401,4 +402,4 @@ def users_change(name: str, what: str, user: Changing, srv: Srv) -> Response:
 @router.get("/alerts")
 def alerts_page(request: Request, user: User, srv: Srv) -> HTMLResponse:
     """The watch alerts this user may see (an offender manager: their force's), ranked by CPORT."""
-    return render(request, "alerts.html", {"alerts": reads.watch_alerts(srv.store, user.who)})
+    return render(request, "alerts.html", {"alerts": actions.watch_alerts(srv.store, user.who)})

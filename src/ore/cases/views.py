@@ -1,11 +1,11 @@
-"""What the pages and the API read: the queue, a person's page, the link chart, the dashboard.
+"""The views of cases a reader asks for: the queue, a person's page, the link chart, the dashboard.
 
 Every read of cases or persons starts from ``ore.cases.queries.case_query`` (or a function
 of ``ore.cases`` built on it), so force scoping and sealing stay decided in one place;
 these functions only add filters, sorting and paging in SQL, and log each person shown
-(``consulted``) in the request's own transaction. Nothing here is web-specific: the
-functions take a store session and return plain data, so they could move into
-``ore.cases`` as they are.
+(``consulted``) in the caller's own transaction. Nothing here is web-specific: the
+functions take a store session and return plain data, for the web pages, the API or any
+other reader.
 
 The raw identity fields a record carries (name typed, email, account, IP) live only in
 the workspace's DuckDB ``leads`` table. They are read for record references already
@@ -443,19 +443,3 @@ def dashboard(session: Session, *, now: datetime | None = None) -> Dashboard:
     fraud = session.scalar(select(func.count(Record.id)).where(Record.fraud_suspected.is_(True),
                                                                Record.person_id.in_(select(sub.c.pid)))) or 0
     return Dashboard(f, by_band, by_force, late, dict(sorted(grades.items())), victims, fraud, persons)
-
-
-def watch_alerts(store: Any, who: Any, limit: int = 500) -> list[dict[str, Any]]:
-    """The watch alerts ``who`` may see, ranked as ``ore watch alerts`` ranks them (a consultation)."""
-    from ore.watch.alerts import list_alerts, refresh
-
-    from ore.web.actions import acting
-
-    who.require("alerts.read", "see watch alerts")
-    refresh(store)  # the sealed and eliminated off the watch before anyone reads it
-    with acting(store, who, "investigation") as s:
-        return [{"id": v.alert.id, "person": v.subject.person_ref, "force": v.subject.force_code or "",
-                 "raised": v.alert.raised_at.isoformat(timespec="seconds"),
-                 "matched": sorted({m.get("kind", "") for m in v.matched}), "rows": v.alert.row_count,
-                 "flagged_rows": v.alert.flagged_rows, "cport": v.cport_shown, "status": v.alert.status}
-                for v in list_alerts(s, limit=limit)]
