@@ -6,22 +6,21 @@ non-zero with one clear message on an error a user can act on.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from ore import __version__
 from ore.config import get_settings
 from ore.errors import OreError
+from ore.refusals import refusing
 from ore.workspace import Workspace
 
 app = typer.Typer(
@@ -47,7 +46,6 @@ app.add_typer(export_app, name="export")
 
 console = Console()
 err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 PROGRESS_MIN_ROWS = 5_000
 
 
@@ -103,19 +101,7 @@ def _workspace() -> Workspace:
     return Workspace.open(State.workspace, get_settings())
 
 
-def user_errors(fn: F) -> F:
-    """Show an OreError as one red line and exit 2, instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OreError as e:
-            _log_refusal(fn.__name__, e)
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+user_errors = refusing(lambda: _log_refusal, err_console)  # an OreError: a red line, exit 2, an audit entry
 
 
 @contextmanager

@@ -4,16 +4,19 @@ one clear line for an error, and every command and option written down in docs/w
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import typer
 from casekit import PASSWORD, Triaged, make_user
+from sqlalchemy import select
 from typer.main import get_command
 from typer.testing import CliRunner
 from watchkit import setup
 
 import ore.cli
+from ore.store.access import AuditEntry
 from ore.watch import cli as watch_cli
 from ore.watch.cli import app
 
@@ -109,3 +112,7 @@ def test_errors_are_one_clear_line(cli, store, triaged: Triaged, tmp_path: Path)
         result = cli(user, *args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+    with store.session() as s:  # a signed-in user's refusals are on the audit trail, named as typed
+        # (the CPORT answer is checked before anyone signs in)
+        refused = Counter(e.action for e in s.scalars(select(AuditEntry).where(AuditEntry.outcome.like("refused:%"))))
+    assert refused == {"cli.watch.screen": 3, "cli.watch.ack": 1}

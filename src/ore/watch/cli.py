@@ -8,19 +8,17 @@ and so its audit entry, has committed: no view without its log entry.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from ore.errors import OreError
+from ore.refusals import refusing
 
 app = typer.Typer(
     help="Re-offending watch: screen payment feeds against convicted persons' cards and accounts; alerts; CPORT.",
@@ -28,7 +26,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 ANSWER = ("yes", "no", "unknown")
 
 
@@ -45,19 +42,7 @@ def watch_main() -> None:
     _main().State.principal = None
 
 
-def user_errors(fn: F) -> F:
-    """An OreError is one red line and exit 2 (and, for a signed-in user, an audit entry), not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OreError as e:
-            _main()._log_refusal(f"watch.{fn.__name__}", e)
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+user_errors = refusing(lambda: _main()._log_refusal, err_console, prefix="watch.")
 
 
 def _t(value: Any) -> Text:
