@@ -254,6 +254,7 @@ def import_triage(
         _check_bands(Path(outdir), package_id, triage)
     fingerprint = _fingerprint(Path(outdir)) if outdir is not None else None
     with store.session() as session:
+        store.serialise(session, "ore.cases.import")  # concurrent imports would both create what they miss
         summary = _write(session, package_id, triage, str(outdir) if outdir else None, fingerprint, actor)
         counts = {k: v for k, v in summary.counts.items() if v}
         # The same run again collects nothing and writes nothing, not even an audit entry.
