@@ -68,8 +68,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cli(ws_root: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ORE_TOKEN": token, "PYTHONPATH": os.pathsep.join(sys.path)}
+def _cli(ws_root: Path, token: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ORE_TOKEN": token, "PYTHONPATH": os.pathsep.join(sys.path), **extra_env}
     env.pop("ORE_DATABASE_URL", None)
     return subprocess.run([sys.executable, "-m", "ore.cli", "-w", str(ws_root), *args], env=env, text=True,
                           capture_output=True, timeout=300)
@@ -256,3 +256,37 @@ def test_a_session_waits_for_a_concurrent_writer_and_then_reads_its_step(tmp_pat
             assert steps == ["triaged", "eliminated", "eliminated"]  # elimination seals too: its second row
     finally:
         store.dispose()
+
+
+def test_a_busy_store_is_a_503_on_the_web_and_one_error_line_on_the_command_line(tmp_path: Path) -> None:
+    """Past ORE_BUSY_TIMEOUT the web answers 503 "busy, try again" and a command prints one error line."""
+    from fastapi.testclient import TestClient
+
+    from ore.config import get_settings
+    from ore.web.app import create_app
+    from ore.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws", get_settings(busy_timeout=0.3))
+    store = store_for(ws)
+    make_user(store, "sup", "supervisor")
+    who = sign_in(store, "sup", PASSWORD).principal
+    with store.session(who) as s:
+        _, token = create_token(s, who, "t", ["cases.read"], days=1)
+    store.dispose()
+    client = TestClient(create_app(ws))
+    holder = open_store(ws.database_url)
+    try:
+        with holder.session() as s:
+            s.execute(text("SELECT 1"))  # another process's transaction, holding the write lock
+            r = client.get("/api/v1/persons", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 503, r.text
+            assert "the case store is busy" in r.json()["detail"] and "Try again" in r.json()["detail"]
+            p = _cli(ws.root, token, "cases", "list", ORE_BUSY_TIMEOUT="0.5")
+            assert p.returncode == 2, p.stdout + p.stderr
+            assert "error:" in p.stderr and "the case store is busy" in p.stderr, p.stderr
+            assert "Traceback" not in p.stderr and "OperationalError" not in p.stderr
+        r = client.get("/api/v1/persons", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text  # the lock released, the same request goes through
+    finally:
+        holder.dispose()
+        client.close()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def store_for(ws: Workspace) -> Store:
     """The case store of a workspace, migrated (under the workspace lock) on first use."""
     with ws.lock("case store migration"):
-        return open_store(ws.database_url)
+        return open_store(ws.database_url, busy_timeout=ws.settings.busy_timeout)
 
 
 __all__ = ["CaseConflict", "Store", "StoreBusy", "current_revision", "head_revision", "migrate", "open_store", "store_for"]

@@ -150,7 +150,9 @@ def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (creating it from empty on first use)."""
     if current_revision(engine) == head_revision():
         return
-    with engine.begin() as conn:
+    # SQLite: the write lock from the start, as a session's (a deferred migration that read the schema's
+    # revision, then wrote after another process had committed, would fail at once)
+    with engine.execution_options(**{WRITE_LOCK: True}).begin() as conn:
         if conn.dialect.name == "postgresql":
             # two processes opening a fresh database at once: the second waits, then finds it done
             conn.execute(text("SELECT pg_advisory_xact_lock(7272001)"))
