@@ -85,10 +85,24 @@ def importer(name: str, root: str, package: str, reference: str, url: str, resul
     Path(result).write_text(json.dumps(out), encoding="utf-8")
 
 
-def investigator(name: str, url: str, package_id: str, hot: list[str], steps: int, seed: int, result: str) -> None:
-    """Take ``steps`` updates on the hot cases, each in its own unit of work, and count what became of each."""
+def _hot_cases(store: Any, package_id: str, n: int) -> list[str]:
+    """The first ``n`` persons of the package that dissemination can take (a force; grade A or B; no victim)."""
+    from sqlalchemy import select
+
+    from ore.store.models import Case, Package, Person
+
+    with store.session() as s:
+        return list(s.scalars(
+            select(Person.person_ref).join(Case, Case.person_id == Person.id).join(Package)
+            .where(Package.package_ref == package_id, Person.force_code.is_not(None),
+                   Person.evidence_grade.in_(["A", "B"]), Person.likely_victim.is_(False))
+            .order_by(Person.person_ref).limit(n)))
+
+
+def investigator(name: str, url: str, package_id: str, steps: int, seed: int, result: str) -> None:
+    """Take ``steps`` updates on the package's hot cases, each in its own unit of work; count what became of each."""
     os.environ["ORE_DATABASE_URL"] = url
-    out: dict[str, Any] = {"name": name, "applied": [], "conflicts": 0, "refused": 0, "errors": []}
+    out: dict[str, Any] = {"name": name, "hot": [], "applied": [], "conflicts": 0, "refused": 0, "errors": []}
     try:
         from ore.cases import find_case, transition
         from ore.cases.lifecycle import TransitionRefused
@@ -98,15 +112,10 @@ def investigator(name: str, url: str, package_id: str, hot: list[str], steps: in
         store = _store(url)
         rng = random.Random(seed)
         deadline = time.monotonic() + TIMEOUT / 2
-        while True:  # the importers are still at work: wait for the package's cases
-            with store.session() as s:
-                try:
-                    find_case(s, hot[0], package_id)
-                    break
-                except Exception:  # noqa: BLE001 - not imported yet
-                    if time.monotonic() > deadline:
-                        raise
+        while len(hot := _hot_cases(store, package_id, HOT_CASES)) < HOT_CASES:  # the importers are at work
+            assert time.monotonic() < deadline, f"package {package_id} was not imported in time"
             time.sleep(0.2)
+        out["hot"] = hot
         for i in range(steps):
             ref = rng.choice(hot)
             applied = None
@@ -150,24 +159,6 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {label: root / label for label in SEEDS}
 
 
-def _hot_refs(scenario: Path, n: int) -> list[str]:
-    """Persons of the package that have a force (dissemination needs one) and are no likely victim."""
-    from ore.pipeline import triage
-    from ore.workspace import Workspace
-
-    probe = scenario.parent / f"probe-{scenario.name}"
-    ws = Workspace.open(probe / "ws")
-    summary = triage(ws, scenario / "package", probe / "out", reference=scenario / "reference")
-    with ws.duckdb(read_only=True) as con:
-        refs = [r[0] for r in con.execute(
-            "SELECT p.person_id FROM identified_persons p JOIN person_force f USING (package_id, person_id) "
-            "JOIN person_evidence e USING (package_id, person_id) "
-            "WHERE f.force_code IS NOT NULL AND e.evidence_grade IN ('A', 'B') AND NOT e.likely_victim "
-            "ORDER BY p.person_id LIMIT ?", [n]).fetchall()]
-    assert len(refs) == n, refs
-    return [summary.package_id, *refs]
-
-
 @pytest.fixture(scope="module")
 def fresh_pg() -> Iterator[str]:
     """An empty database of its own: the processes migrate it on first use, as a new deployment would."""
@@ -186,10 +177,14 @@ def test_eight_processes_triage_import_and_update_one_postgres_store(fresh_pg: s
     from ore.store.models import Case, Operation, Package, Person, Safeguarding, Transition
 
     pg_url = fresh_pg
-    package_a, *hot = _hot_refs(scenarios["A"], HOT_CASES)
+    from ore.workspace import Workspace
+
+    package_a = json.loads((scenarios["A"] / "package" / "manifest.json").read_text(encoding="utf-8"))["package_id"]
     ctx = multiprocessing.get_context("spawn")
     # one card key for every workspace, as one operation's units share it: the same package tokenises alike
-    key = scenarios["A"].parent / "probe-A" / "ws" / "keys"
+    keyring = Workspace.open(tmp_path / "keyring")
+    keyring.card_key()
+    key = keyring.root / "keys"
     procs, results = [], []
     start = ctx.Barrier(4)
     for i, label in enumerate(("A", "B", "A", "B")):
@@ -201,7 +196,7 @@ def test_eight_processes_triage_import_and_update_one_postgres_store(fresh_pg: s
                                                         str(results[-1]), start)))
     for i in range(4):
         results.append(tmp_path / f"investigator-{i}.json")
-        procs.append(ctx.Process(target=investigator, args=(f"dc.{i}", pg_url, package_a, hot,
+        procs.append(ctx.Process(target=investigator, args=(f"dc.{i}", pg_url, package_a,
                                                             STEPS_PER_INVESTIGATOR, i, str(results[-1]))))
     for p in procs:
         p.start()
@@ -222,6 +217,8 @@ def test_eight_processes_triage_import_and_update_one_postgres_store(fresh_pg: s
     assert {r["package_id"] for r in importers} == {package_a, importers[1]["package_id"]}
     # one import per package created it; the other found it whole (same triage, same card key): unchanged
     assert sorted(r["status"] for r in importers) == ["imported", "imported", "unchanged", "unchanged"]
+    hot = investigators[0]["hot"]
+    assert len(hot) == HOT_CASES and all(r["hot"] == hot for r in investigators)
     applied = [a for r in investigators for a in r["applied"]]
     conflicts = sum(r["conflicts"] for r in investigators)
     assert conflicts > 0, "no two investigators overtook each other: the test raced nothing"
