@@ -69,7 +69,7 @@ def normalise_url(url: str) -> str:
 def _sqlite_connect(busy_timeout: float) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver must not open transactions itself (it would BEGIN deferred, before a write only):
-        # ore's "begin" listener below opens each one, IMMEDIATE.
+        # ore's "begin" listener (_begin) opens each one.
         dbapi_connection.isolation_level = None
         cur = dbapi_connection.cursor()
         try:
@@ -89,8 +89,8 @@ WRITE_LOCK = "ore_write_lock"  # execution option: this connection's transaction
 def _begin(conn: Any) -> None:
     """Open the transaction: a session's takes SQLite's write lock at once (waiting up to the busy timeout).
 
-    Plain engine connections (the schema check, the migration's own) begin deferred, so
-    that a caller holding several at once does not wait for itself.
+    Plain engine connections (the schema check; test helpers) begin deferred, so that a
+    caller holding several at once does not wait for itself.
     """
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_LOCK) else "BEGIN")
 
@@ -113,8 +113,8 @@ def busy_error(e: BaseException) -> bool:
     code = getattr(e.orig, "sqlstate", None)
     if code in _PG_RETRYABLE:
         return True
-    text_ = str(e.orig).lower()
-    return isinstance(e, OperationalError) and ("database is locked" in text_ or "database is busy" in text_)
+    message = str(e.orig).lower()
+    return isinstance(e, OperationalError) and ("database is locked" in message or "database is busy" in message)
 
 
 def busy_message(e: BaseException) -> str:
@@ -123,7 +123,7 @@ def busy_message(e: BaseException) -> str:
     if code in _PG_RETRYABLE:
         what = "the case store stopped this change to let a concurrent one finish"
     else:
-        what = "another ore process kept the case store locked for longer than the busy timeout"
+        what = "another ore process kept the case store locked for longer than the busy timeout (ORE_BUSY_TIMEOUT)"
     return f"the case store is busy: {what}; nothing of yours was saved. Try again in a moment."
 
 
