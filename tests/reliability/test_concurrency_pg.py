@@ -378,3 +378,72 @@ def test_a_deadlock_reaches_the_user_as_a_clear_busy_message(pg_store: Any) -> N
     assert "nothing of yours was saved" in str(errors[0]) and "Try again" in str(errors[0])
     with pg_store.session() as s:
         assert sorted(s.scalars(select(Case.event_count).where(Case.id.in_([a, b])))) == [1, 1]
+
+
+def test_an_erasure_during_a_reimport_stays_erased(pg_url: str, tmp_path: Path) -> None:
+    """An import that read the persons before an erasure committed must not insert the erased records again.
+
+    The re-import is held (by a listener on the engine) just before it reads the package's
+    records; the erasure runs meanwhile. It must wait for the import (both take the persons
+    lock) and erase after it; interleaved, the import would find the records missing and
+    insert them again for a person whose data was erased.
+    """
+    from datetime import UTC, datetime
+
+    from casekit import clear, triage_scenario
+    from sqlalchemy import event, func, select
+
+    from ore.cases import import_triage
+    from ore.cases.retention import purge
+    from ore.store import open_store
+    from ore.store.models import Case, Person, Record
+
+    t = triage_scenario(tmp_path, people=600, subscribers=40, seed=43)
+    store = open_store(pg_url)
+    clear(store)
+    try:
+        import_triage(store, t.ws, t.out)
+        with store.session() as s:
+            person_id, case_id = s.execute(
+                select(Person.id, Case.id).join(Case, Case.person_id == Person.id)
+                .where(Person.kind == "identified",
+                       select(Record.id).where(Record.person_id == Person.id).exists())
+                .order_by(Person.person_ref).limit(1)).one()
+        held, release = threading.Event(), threading.Event()
+        importing: list[threading.Thread] = []
+
+        def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if threading.current_thread() in importing and statement.lstrip().startswith("SELECT records."):
+                held.set()
+                release.wait(60)
+
+        event.listen(store.engine, "before_cursor_execute", hold)
+        results: dict[str, Any] = {}
+
+        def reimport() -> None:
+            results["import"] = import_triage(store, t.ws, t.out).status
+
+        def erase() -> None:
+            with store.session() as s:
+                purge(s, s.get(Case, case_id), reason="retention period over", now=datetime(2100, 1, 1, tzinfo=UTC))
+            results["erased_at"] = time.monotonic()
+
+        importing.append(threading.Thread(target=reimport))
+        importing[0].start()
+        assert held.wait(120), "the re-import never read the records"
+        eraser = threading.Thread(target=erase)
+        eraser.start()
+        eraser.join(3)  # time enough to erase, were it not waiting for the import
+        waited = eraser.is_alive()
+        released_at = time.monotonic()
+        release.set()
+        importing[0].join(120)
+        eraser.join(120)
+        event.remove(store.engine, "before_cursor_execute", hold)
+        with store.session() as s:
+            assert s.get(Person, person_id).erased_at is not None
+            assert s.scalar(select(func.count()).select_from(Record).where(Record.person_id == person_id)) == 0
+        assert waited, "the erasure did not wait for the import running"
+        assert results["import"] == "unchanged" and results["erased_at"] > released_at
+    finally:
+        store.dispose()

@@ -208,23 +208,33 @@ class Store:
             session.close()
 
     def serialise(self, session: Session, name: str) -> None:
-        """Hold the lock ``name`` until ``session``'s transaction ends: writers taking it run one at a time.
-
-        For work that reads many rows and writes what it found missing (an import creating
-        the operation, package, persons and cases it did not find): two such transactions
-        at once would both insert, and the second would fail on a unique key. On
-        PostgreSQL this is a transaction-level advisory lock; on SQLite every
-        transaction already holds the one write lock (``BEGIN IMMEDIATE``).
-        """
-        if self.dialect == "postgresql":
-            key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        """``serialise(session, name)``: hold the lock ``name`` until the transaction ends."""
+        serialise(session, name)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 APP_ROLE = "ore_app"
+# The lock of work that reads a package's persons and writes what it found (or did not find): an
+# import, which inserts what is missing and updates what changed, and an erasure, which deletes a
+# person's records. Interleaved, an import that read the persons before an erasure would insert the
+# erased person's records again after it.
+PERSONS_LOCK = "ore.persons"
+
+
+def serialise(session: Session, name: str) -> None:
+    """Hold the lock ``name`` until ``session``'s transaction ends: transactions taking it run one at a time.
+
+    For work that reads many rows and writes from what it read (an import creating the
+    operation, package, persons and cases it did not find): two such transactions at once
+    would both insert, and the second would fail on a unique key, or one would undo the
+    other. On PostgreSQL this is a transaction-level advisory lock; on SQLite every
+    session's transaction already holds the one write lock (``BEGIN IMMEDIATE``).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def _enter_app_role(session: Session, _transaction: Any, connection: Any) -> None:
