@@ -41,7 +41,7 @@ import pytest
 pytestmark = pytest.mark.postgres
 
 SLOW = os.environ.get("ORE_SLOW_TESTS") == "1"
-PEOPLE = 3000 if SLOW else 1200
+PEOPLE = 3000 if SLOW else 600
 STEPS_PER_INVESTIGATOR = 120 if SLOW else 30
 HOT_CASES = 10 if SLOW else 4
 TIMEOUT = 900 if SLOW else 240  # seconds for the whole run: a process still waiting then is deadlocked
