@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(
         600.0, description="Seconds a command waits for another ore process to release the workspace."
     )
+    busy_timeout: float = Field(
+        30.0, description="Seconds a case-store transaction waits for another process's write (SQLite) before "
+        "the user is told the store is busy and to try again.", gt=0,
+    )
     max_field_chars: int = Field(
         4096, description="Longest accepted CSV field; longer fields quarantine their row."
     )

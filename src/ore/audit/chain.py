@@ -9,7 +9,12 @@ reorder an entry and ``verify`` names the first one that no longer fits.
 
 An entry is written in the caller's transaction, so an action whose entry cannot be
 written does not happen (fail closed). Appenders are serialised by updating the one
-``audit_head`` row first: on PostgreSQL that is a row lock, on SQLite the write lock.
+``audit_head`` row first: on PostgreSQL that is a row lock held to the end of the
+transaction (and each statement then reads the head the previous appender committed,
+under READ COMMITTED), on SQLite the write lock. The head row is created on the first
+append with ``ON CONFLICT DO NOTHING``: two processes appending the first entries at
+once both find it missing, and the second must wait on the first's row, not fail on
+its key.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ore.errors import OreError
@@ -66,8 +72,11 @@ def record(
     when = _millis(at or datetime.now(UTC))
     head_t = AuditHead.__table__
     # Take the appender's lock before reading the head, so two appenders cannot both extend it.
-    if session.execute(update(head_t).where(head_t.c.id == HEAD_ID).values(seq=head_t.c.seq)).rowcount == 0:
-        session.execute(insert(head_t).values(id=HEAD_ID, seq=0, hash=GENESIS))
+    lock = update(head_t).where(head_t.c.id == HEAD_ID).values(seq=head_t.c.seq)
+    if session.execute(lock).rowcount == 0:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(head_t).values(id=HEAD_ID, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        session.execute(lock)  # the row exists now, ours or another appender's: lock it
     last_seq, last_hash = session.execute(select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == HEAD_ID)).one()
     seq = last_seq + 1
     objs = json.dumps([str(o) for o in objects], ensure_ascii=False)

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from ore.audit.chain import record
 from ore.auth.principal import Principal
 from ore.errors import OreError
-from ore.store import Store
+from ore.store import PERSONS_LOCK, Store
 from ore.store.models import (
     Case,
     Change,
@@ -254,6 +254,7 @@ def import_triage(
         _check_bands(Path(outdir), package_id, triage)
     fingerprint = _fingerprint(Path(outdir)) if outdir is not None else None
     with store.session() as session:
+        store.serialise(session, PERSONS_LOCK)  # one import (or erasure) at a time: see ore.store.engine
         summary = _write(session, package_id, triage, str(outdir) if outdir else None, fingerprint, actor)
         counts = {k: v for k, v in summary.counts.items() if v}
         # The same run again collects nothing and writes nothing, not even an audit entry.

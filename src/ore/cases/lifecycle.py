@@ -319,7 +319,8 @@ def _write_cases(session: Session, cases: dict[int, Case], versions: dict[int, i
         .values({**{c: bindparam(c) for c in LIFECYCLE_COLUMNS}, "version": bindparam("_next")})
     )
     params = [{"_id": cid, "_version": versions[cid], "_next": versions[cid] + 1,
-               **{c: getattr(case, c) for c in LIFECYCLE_COLUMNS}} for cid, case in cases.items()]
+               **{c: getattr(case, c) for c in LIFECYCLE_COLUMNS}} for cid, case in sorted(cases.items())]
+    # (in id order: two bulk steps over overlapping cases lock their rows in one order, so neither deadlocks)
     result = session.execute(stmt, params)
     if result.rowcount != len(params):
         raise StaleDataError(

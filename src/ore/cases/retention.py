@@ -27,6 +27,7 @@ from ore.auth.scope import principal_of
 from ore.cases.deadlines import parse_duration
 from ore.cases.queries import case_query
 from ore.errors import OreError
+from ore.store import PERSONS_LOCK, serialise
 from ore.store.access import Disclosure
 from ore.store.models import Case, Change, HoldingLink, Person, Recommendation, Record
 
@@ -73,6 +74,7 @@ def review(session: Session, *, now: datetime | None = None) -> list[Due]:
 def purge(session: Session, case: Case, *, reason: str, now: datetime | None = None) -> dict[str, int]:
     """Erase the person's personal data; refuses a case not yet due. Returns counts of what went."""
     principal_of(session).require("retention.purge", "erase personal data")
+    serialise(session, PERSONS_LOCK)  # an import running now would bring the records back after us
     now = now or datetime.now(UTC)
     p = case.person
     if p.erased_at is not None:

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from ore.auth.principal import AccessDenied, Principal
 from ore.auth.sessions import SignInFailed, resume_session, token_principal
 from ore.errors import OreError
-from ore.store import CaseConflict, Store
+from ore.store import CaseConflict, Store, StoreBusy
 from ore.web.security import SESSION_COOKIE, RateLimiter, csrf_token
 from ore.workspace import Workspace
 
@@ -106,6 +106,8 @@ def status_for(e: Exception) -> int:
         return 404
     if isinstance(e, (CaseConflict, TransitionRefused, ApprovalNeeded, DisseminationRefused)):
         return 409
+    if isinstance(e, StoreBusy):
+        return 503  # nothing was saved; the same request again may succeed
     return 400
 
 
