@@ -21,7 +21,7 @@ from rich.text import Text
 
 from ore import __version__
 from ore.config import get_settings
-from ore.errors import OreError
+from ore.errors import DiskFull, OreError, disk_full
 from ore.workspace import Workspace
 
 app = typer.Typer(
@@ -103,16 +103,26 @@ def _workspace() -> Workspace:
     return Workspace.open(State.workspace, get_settings())
 
 
+def _workspace_root() -> Path:
+    """The workspace directory as given, without creating it (for naming the disk it is on)."""
+    return Path(State.workspace or get_settings().workspace).expanduser().resolve()
+
+
 def user_errors(fn: F) -> F:
-    """Show an OreError as one red line and exit 2, instead of a traceback."""
+    """Show an OreError, or a full disk, as one red line and exit 2, instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except OreError as e:
-            _log_refusal(fn.__name__, e)
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        except Exception as e:
+            # a full disk can strike in any layer (the case store's commit too): say so, and where
+            full = None if isinstance(e, DiskFull) else disk_full(e, _workspace_root(), f"running `ore {fn.__name__}`")
+            if full is None and not isinstance(e, OreError):
+                raise
+            error = full or e
+            _log_refusal(fn.__name__, error)
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
