@@ -1,9 +1,10 @@
 """SIGKILL at random points loses nothing: ingest, triage --commit, cases import, watch screen.
 
 Each command runs in a real process (``crashkit``) on a fresh copy of a prepared workspace
-and is killed with SIGKILL: half the kills at a checkpoint of the run (just before or
-after a commit or a rename, chosen among all the run's checkpoints), half after a random
-delay spread over the command's measured clean duration. After each kill:
+and is killed with SIGKILL: up to half the kills at checkpoints of the run (just before or
+after a commit or a rename: the first, the last, and one drawn from each stretch between),
+the rest after random delays spread over the command's measured clean duration (a delay
+that outlasts the run kills nothing, and another is drawn). After each kill:
 
 - ``ore doctor``'s checks (``ore.ops.integrity``: SQLite integrity and foreign keys, DuckDB
   read in full with its ingest accounts balanced, the audit chain) find nothing broken;
@@ -12,8 +13,8 @@ delay spread over the command's measured clean duration. After each kill:
   entries, the files), and the doctor then finds nothing left over or unfinished.
 
 20 kills per command here (``ORE_CRASH_KILLS=200`` for the long run). The kills are drawn
-from ``ORE_CRASH_SEED`` (random unless given); a failure names the seed, the kill and the
-checkpoint, and the same seed replays the same kills.
+from ``ORE_CRASH_SEED`` (random unless given); a failure names the seed, the run and the
+checkpoint or delay, and the same seed draws the same checkpoints and delays again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import random
 import shutil
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,21 +126,23 @@ def _problems(run_dir: Path, *, after_rerun: bool) -> list[str]:
     return [f"{c.name}: {c.status}: {c.detail}" for c in report.checks if c.name in INTEGRITY and c.status in bad]
 
 
-def _kills(rng: random.Random, checkpoints: int, seconds: float) -> list[tuple[str, float]]:
-    """Half at checkpoints, half after random delays over the clean run's duration.
-
-    Checkpoints: every one when there are few; else the first, the last (after the final commit
-    is where a forgotten last step shows) and one drawn from each equal stretch between them.
-    """
-    at_points = KILLS // 2 if checkpoints else 0
+def _checkpoint_kills(rng: random.Random, checkpoints: int) -> list[int]:
+    """Half the kills at checkpoints: every one when there are few; else the first, the last (after the
+    final commit is where a forgotten last step shows) and one drawn from each equal stretch between."""
+    at_points = KILLS // 2
     if checkpoints <= at_points:
-        chosen = list(range(1, checkpoints + 1))
-    else:
-        inner = max(at_points - 2, 0)
-        edges = [2 + round(i * (checkpoints - 2) / inner) for i in range(inner + 1)] if inner else []
-        chosen = [1, checkpoints] + [rng.randrange(lo, max(hi, lo + 1)) for lo, hi in zip(edges, edges[1:])]
-    delays = [rng.uniform(0.0, seconds) for _ in range(KILLS - len(chosen))]
-    return [("checkpoint", float(n)) for n in sorted(chosen)] + [("delay", d) for d in delays]
+        return list(range(1, checkpoints + 1))
+    inner = max(at_points - 2, 0)
+    edges = [2 + round(i * (checkpoints - 2) / inner) for i in range(inner + 1)] if inner else []
+    return sorted([1, checkpoints] + [rng.randrange(lo, max(hi, lo + 1)) for lo, hi in zip(edges, edges[1:])])
+
+
+def _kill_plan(rng: random.Random, checkpoints: int, seconds: float) -> Iterator[tuple[str, float]]:
+    """The checkpoint kills, then delays drawn over the clean run's duration, for as long as asked."""
+    for n in _checkpoint_kills(rng, checkpoints):
+        yield "checkpoint", float(n)
+    while True:
+        yield "delay", rng.uniform(0.0, seconds)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.name for c in COMMANDS])
@@ -157,18 +160,20 @@ def test_a_killed_command_loses_nothing_and_duplicates_nothing(command: Command,
 
     seed = SEED + sum(map(ord, command.name))
     rng = random.Random(seed)
-    kills = _kills(rng, len(clean.checkpoints), clean.seconds)
-    killed = 0
-    for i, (how, value) in enumerate(kills):
+    plan = _kill_plan(rng, len(clean.checkpoints), clean.seconds)
+    killed = runs = 0
+    while killed < KILLS and runs < 3 * KILLS:  # a delay past the end of a run kills nothing: draw again
+        how, value = next(plan)
+        runs += 1
         _fresh(bases[command.base], run_dir)
         log.unlink(missing_ok=True)
         if how == "checkpoint":
             first = crashkit.run(command.argv(run_dir), env, log, kill_at=int(value))
-            where = f"kill {i + 1} of {len(kills)} at checkpoint {int(value)} " \
+            where = f"run {runs}, kill at checkpoint {int(value)} " \
                     f"({clean.checkpoints[int(value) - 1]}) of {len(clean.checkpoints)}"
         else:
             first = crashkit.run(command.argv(run_dir), env, log, kill_after=value)
-            where = f"kill {i + 1} of {len(kills)} after {value:.3f} s of a {clean.seconds:.2f} s run"
+            where = f"run {runs}, kill after {value:.3f} s of a {clean.seconds:.2f} s run"
         context = f"ORE_CRASH_SEED={SEED} ({command.name}, {where})"
         killed += first.killed
         assert first.killed or first.exitcode == 0, f"{context}: exit {first.exitcode}\n{first.log}"
@@ -182,5 +187,4 @@ def test_a_killed_command_loses_nothing_and_duplicates_nothing(command: Command,
         assert not found, f"{context}: after the re-run: {found}"
         diff = crashkit.differences(crashkit.canonical(run_dir, run_dir / "ws"), want)
         assert not diff, f"{context}: the end state differs from a clean run's:\n" + "\n".join(diff)
-    # the checkpoint kills always land; most delayed ones too (a delay past the run's end kills nothing)
-    assert killed >= KILLS // 2, f"ORE_CRASH_SEED={SEED}: only {killed} of {len(kills)} runs were killed"
+    assert killed == KILLS, f"ORE_CRASH_SEED={SEED}: only {killed} of {runs} runs were killed"
