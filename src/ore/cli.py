@@ -105,7 +105,10 @@ def _workspace() -> Workspace:
 
 def _workspace_root() -> Path:
     """The workspace directory as given, without creating it (for naming the disk it is on)."""
-    return Path(State.workspace or get_settings().workspace).expanduser().resolve()
+    try:
+        return Path(State.workspace or get_settings().workspace).expanduser().resolve()
+    except Exception:  # noqa: BLE001 - asked while reporting another error: never mask it
+        return Path.cwd()
 
 
 def user_errors(fn: F) -> F:

@@ -145,6 +145,7 @@ def _kill_plan(rng: random.Random, checkpoints: int, seconds: float) -> Iterator
         yield "delay", rng.uniform(0.0, seconds)
 
 
+@pytest.mark.slow  # minutes: run by make test (CI), skipped by make quick
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.name for c in COMMANDS])
 def test_a_killed_command_loses_nothing_and_duplicates_nothing(command: Command, bases: dict[str, Path],
                                                                tmp_path: Path) -> None:
