@@ -101,7 +101,16 @@ def _workspace() -> Workspace:
     return Workspace.open(State.workspace, get_settings())
 
 
-user_errors = refusing(lambda: _log_refusal, err_console)  # an OreError: a red line, exit 2, an audit entry
+def _workspace_root() -> Path:
+    """The workspace directory as given, without creating it (for naming the disk it is on)."""
+    try:
+        return Path(State.workspace or get_settings().workspace).expanduser().resolve()
+    except Exception:  # noqa: BLE001 - asked while reporting another error: never mask it
+        return Path.cwd()
+
+
+# an OreError, or a full disk, is a red line, exit 2 and an audit entry, not a traceback
+user_errors = refusing(lambda: _log_refusal, err_console, where=_workspace_root)
 
 
 @contextmanager
@@ -189,9 +198,12 @@ def ingest(
     with progress_bar() as progress:
         report = run_ingest(ws, package, mapping=mapper, mapping_text=mapping_text, package_id=package_id,
                             progress=progress)
-    if report.status != "already ingested":
+    # A run killed between ingest's commit and its audit entry kept the rows without the entry: the
+    # next run of the same package, finding it already ingested, writes the entry that is missing.
+    if report.status != "already ingested" or not _ingest_logged(ws, report.package_id):
+        status = report.status if report.status != "already ingested" else "ingested by an earlier run, logged now"
         _audit_bulk(ws, action="ingest", category="collection", objects=[report.package_id], purpose="triage",
-                    detail={"status": report.status, "accepted": sum(f.accepted for f in report.files),
+                    detail={"status": status, "accepted": sum(f.accepted for f in report.files),
                             "quarantined": sum(f.quarantined for f in report.files)})
     if report.status == "already ingested":
         console.print(f"Package [bold]{report.package_id}[/] was already ingested with the same content: nothing to do.")
@@ -542,6 +554,21 @@ def _audit_bulk(ws: Workspace, *, action: str, category: str, objects: list[str]
     with store_for(ws).session(who) as s:
         record(s, user=user, action=action, category=category, objects=objects, purpose=_purpose(purpose),
                detail={**detail, "signed_in": who is not None})
+
+
+def _ingest_logged(ws: Workspace, package_id: str) -> bool:
+    """Whether the audit log holds the collection of this package by ``ore ingest``."""
+    import json
+
+    from sqlalchemy import select
+
+    from ore.store import store_for
+    from ore.store.access import AuditEntry
+
+    with store_for(ws).session() as s:
+        return s.scalar(select(AuditEntry.seq).where(
+            AuditEntry.action == "ingest", AuditEntry.objects == json.dumps([package_id], ensure_ascii=False)
+        ).limit(1)) is not None
 
 
 def _log_refusal(command: str, error: Exception) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ore.errors import OreError
+from ore.errors import OreError, disk_full
 
 F = TypeVar("F", bound=Callable[..., Any])
 Logger = Callable[[str, Exception], None]
@@ -27,17 +28,26 @@ def command_name(fn: Callable[..., Any], prefix: str = "") -> str:
     return prefix + fn.__name__.removesuffix("_cmd").replace("_", ".", 1)
 
 
-def refusing(log: Callable[[], Logger], console: Console, prefix: str = "") -> Callable[[F], F]:
-    """A decorator: an ``OreError`` becomes ``log()(command, error)``, a red line and exit 2."""
+def refusing(log: Callable[[], Logger], console: Console, prefix: str = "",
+             where: Callable[[], Path] | None = None) -> Callable[[F], F]:
+    """A decorator: an ``OreError`` becomes ``log()(command, error)``, a red line and exit 2.
+
+    With ``where`` (the workspace directory), a full disk in any layer (the case store's commit
+    too) is one as well, naming what ran out and where."""
 
     def user_errors(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
-            except OreError as e:
-                log()(command_name(fn, prefix), e)
-                console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            except Exception as e:
+                name = command_name(fn, prefix)
+                error = e if isinstance(e, OreError) else (
+                    disk_full(e, where(), f"running `ore {name.replace('.', ' ')}`") if where else None)
+                if error is None:
+                    raise
+                log()(name, error)
+                console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
 
         return wrapper  # type: ignore[return-value]

@@ -57,7 +57,8 @@ def test_a_sound_deployment_passes(ws: Workspace) -> None:
     r = run_checks(ws, min_free_gib=0, warn_free_gib=0)
     assert r.ok, r.to_dict()
     assert statuses(r) == {"workspace": "ok", "case store": "ok", "audit chain": "ok", "card key": "ok",
-                           "free disk": "ok"}
+                           "free disk": "ok", "case store integrity": "ok", "bulk tables": "ok",
+                           "unfinished run": "ok", "leftover files": "ok"}
     assert f"schema {head_revision()} (head)" in r.check("case store").detail
     assert "card-v1.key" in r.check("card key").detail
     assert r.check("audit chain").detail.startswith("1 entries")
@@ -176,4 +177,6 @@ def test_command_json_for_monitoring(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["ok"] is True and out["versions"]["schema head"] == head_revision()
-    assert {c["name"] for c in out["checks"]} == {"workspace", "case store", "audit chain", "card key", "free disk"}
+    assert {c["name"] for c in out["checks"]} == {"workspace", "case store", "audit chain", "card key", "free disk",
+                                                  "case store integrity", "bulk tables", "unfinished run",
+                                                  "leftover files"}

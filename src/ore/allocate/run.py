@@ -53,7 +53,6 @@ def allocate(con: duckdb.DuckDBPyConnection, package_id: str) -> dict[str, int]:
         "CREATE TABLE IF NOT EXISTS person_force (package_id VARCHAR, person_id VARCHAR, postcode VARCHAR,"
         " force_code VARCHAR, force_name VARCHAR, rule VARCHAR)"
     )
-    con.execute("DELETE FROM person_force WHERE package_id = ?", [package_id])
     batch = pa.table(
         {
             "package_id": [package_id] * len(routes),
@@ -64,10 +63,18 @@ def allocate(con: duckdb.DuckDBPyConnection, package_id: str) -> dict[str, int]:
             "rule": [r.rule for _, r in routes],
         }
     )
-    con.register("_ore_routes", batch)
+    # the old rows go and the new ones come in one transaction: a run killed in between leaves the old
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("INSERT INTO person_force SELECT * FROM _ore_routes")
-    finally:
-        con.unregister("_ore_routes")
+        con.execute("DELETE FROM person_force WHERE package_id = ?", [package_id])
+        con.register("_ore_routes", batch)
+        try:
+            con.execute("INSERT INTO person_force SELECT * FROM _ore_routes")
+        finally:
+            con.unregister("_ore_routes")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     allocated = sum(1 for _, r in routes if r.force_code)
     return {"allocated": allocated, "unallocated": len(routes) - allocated}

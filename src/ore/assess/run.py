@@ -43,7 +43,6 @@ def assess(con: duckdb.DuckDBPyConnection, package_id: str, policy_path: Path | 
         "CREATE TABLE IF NOT EXISTS person_priority (package_id VARCHAR, person_id VARCHAR, priority VARCHAR,"
         " reasons VARCHAR, sentences VARCHAR)"
     )
-    con.execute("DELETE FROM person_priority WHERE package_id = ?", [package_id])
     ids = sorted(results)
     batch = pa.table({
         "package_id": [package_id] * len(ids),
@@ -52,11 +51,19 @@ def assess(con: duckdb.DuckDBPyConnection, package_id: str, policy_path: Path | 
         "reasons": [";".join(results[i].reasons) for i in ids],
         "sentences": [json.dumps(results[i].sentences, ensure_ascii=False) for i in ids],
     })
-    con.register("_ore_priority", batch)
+    # the old rows go and the new ones come in one transaction: a run killed in between leaves the old
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("INSERT INTO person_priority SELECT * FROM _ore_priority")
-    finally:
-        con.unregister("_ore_priority")
+        con.execute("DELETE FROM person_priority WHERE package_id = ?", [package_id])
+        con.register("_ore_priority", batch)
+        try:
+            con.execute("INSERT INTO person_priority SELECT * FROM _ore_priority")
+        finally:
+            con.unregister("_ore_priority")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     counts: dict[str, int] = {}
     for a in results.values():
         counts[a.priority] = counts.get(a.priority, 0) + 1

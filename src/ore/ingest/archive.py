@@ -6,6 +6,7 @@ actually written are counted again, since a hostile archive can lie about both.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import zipfile
 import zlib
@@ -72,6 +73,8 @@ def unpack(path: Path, dest: Path, max_bytes: int, max_entries: int) -> Path:
             except (NotImplementedError, RuntimeError) as e:  # an unsupported compression, an encrypted entry
                 raise PackageRejected(f"{path.name}: entry {info.filename!r} cannot be read ({e})") from None
             except OSError as e:  # e.g. 'x' both a file and a directory in the archive
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # our disk is full, not the package bad: ingest says so
                 raise PackageRejected(
                     f"{path.name}: entry {info.filename!r} cannot be unpacked ({e.strerror})"
                 ) from None

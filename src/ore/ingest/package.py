@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from ore.errors import PackageRejected
+from ore.errors import OreError, PackageRejected, disk_full
 from ore.ingest import archive, bulk
 from ore.ingest.accept import (QUARANTINE_COLUMNS, WARNING_COLUMNS, FileReport, Mapping, check_row,
                                masked_row, readable)
@@ -133,10 +133,26 @@ def ingest(
     package_id: str | None = None,
     progress: Progress = _no_progress,
 ) -> IngestReport:
-    """Ingest a package directory, a zip of one, or (with ``package_id``) a bare export file."""
+    """Ingest a package directory, a zip of one, or (with ``package_id``) a bare export file.
+
+    A full disk, wherever it strikes (the unpacked files, DuckDB's log, the key), is one DiskFull
+    error naming the disk; the transaction keeps the workspace as it was before.
+    """
     source = Path(source)
     if not source.exists():
         raise PackageRejected(f"{source}: no such file or directory")
+    try:
+        return _ingest(ws, source, mapping, mapping_text, package_id, progress)
+    except OreError:
+        raise
+    except Exception as e:
+        if (full := disk_full(e, ws.root, f"ingesting {source.name}")) is not None:
+            raise full from None
+        raise
+
+
+def _ingest(ws: Workspace, source: Path, mapping: Mapping | None, mapping_text: str | None, package_id: str | None,
+            progress: Progress) -> IngestReport:
     with ws.lock(f"ingest {source.name}"):
         # Unpacked files hold clear card numbers: any left by a run that was killed go now
         # (every unpack happens under this lock, so none of them is in use).
@@ -264,11 +280,20 @@ def _store(
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             if not had_key:
                 ws.discard_card_key(version)  # made for this package, used by nothing that was kept
             raise
         return report
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Undo the open transaction; a COMMIT that failed (a full disk) has ended it already, and the
+    error that made us roll back, not this one, is the one to report."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
 
 
 __all__ = ["IngestReport", "FileReport", "Mapping", "ingest", "load_file", "card_digits", "masked_row",

@@ -2,8 +2,8 @@
 
 Each check looks at one thing an operator can put right (the case store reachable and at the
 newest schema, the card-token key present and private, the audit chain intact, room on the
-disk, a workspace ore can write) and says what it found and, when it is not right, what to
-do. Nothing here changes the deployment: the doctor opens no new files in the workspace,
+disk, a workspace ore can write; after a crash, the stores whole and no run left unfinished:
+``ore.ops.integrity``) and says what it found and, when it is not right, what to do. Nothing here changes the deployment: the doctor opens no new files in the workspace,
 migrates nothing and creates no key, so running it on a broken deployment cannot make it
 worse. It reads the audit chain but shows no entry of it, only where it breaks.
 """
@@ -259,6 +259,8 @@ def versions() -> dict[str, str]:
 def run_checks(workspace: Workspace | Path | str | None = None, *, min_free_gib: float = MIN_FREE_GIB,
                warn_free_gib: float = WARN_FREE_GIB) -> DoctorReport:
     """Every check of a deployment, in the order an operator would fix them."""
+    from ore.ops.integrity import integrity_checks  # DuckDB and the ingest specs: not for `ore --version`
+
     ws = as_workspace(workspace)
     report = DoctorReport(str(ws.root))
     report.checks.append(_workspace_dir(ws))
@@ -267,11 +269,13 @@ def run_checks(workspace: Workspace | Path | str | None = None, *, min_free_gib:
     if engine is not None:
         try:
             report.checks.append(_audit(engine))
+            report.checks.extend(integrity_checks(ws, engine))
         finally:
             engine.dispose()
     else:
         report.checks.append(Check("audit chain", "fail", "not checked: the case store is not reachable at the head "
                                    "schema", "Fix the case store first."))
+        report.checks.extend(integrity_checks(ws, None))
     report.checks.extend(_keys(ws))
     report.checks.append(_disk(ws, min_free_gib, warn_free_gib))
     report.versions = versions()

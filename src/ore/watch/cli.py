@@ -42,7 +42,8 @@ def watch_main() -> None:
     _main().State.principal = None
 
 
-user_errors = refusing(lambda: _main()._log_refusal, err_console, prefix="watch.")
+user_errors = refusing(lambda: _main()._log_refusal, err_console, prefix="watch.",
+                       where=lambda: _main()._workspace_root())
 
 
 def _t(value: Any) -> Text:

@@ -23,6 +23,8 @@ purchase from a flagged merchant or of a flagged product, by anyone.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -122,6 +124,7 @@ def screen(store: Store, ws: Workspace, path: Path, *, out: Path | None = None, 
     feed = open_feed(Path(path))
     with ws.lock(f"watch screen {feed.label}"):
         if (done := _known_feed(store, feed.sha256)) is not None:
+            _finish_summary(done)
             return _already(done, feed.label)
         out = Path(out) if out is not None else ws.root / "watch" / feed.sha256[:12]
         summary = ScreenSummary(feed.label, feed.sha256, "screened", str(out))
@@ -147,6 +150,8 @@ def screen(store: Store, ws: Workspace, path: Path, *, out: Path | None = None, 
         pkg = package_id(feed.sha256)
         flag_shown = _flag_labels(store, {fid for _, fid in m.flagged.values()})
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(f".{pkg}-*"):  # a package half-written by a killed run (clear card numbers)
+            shutil.rmtree(stale, ignore_errors=True)
         if leads:
             rows = [lead_row(pkg, feed.label, m.rows[line], wl.categories.get(m.rows[line]["product_n"] or "",
                                                                                 "unknown"),
@@ -170,9 +175,23 @@ def screen(store: Store, ws: Workspace, path: Path, *, out: Path | None = None, 
             if (done := _known_feed(store, feed.sha256)) is not None:  # another process screened it meanwhile
                 return _already(done, feed.label)
             raise
-        (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2, default=str) + "\n",
-                                          encoding="utf-8")
+        _write_summary(out, summary.as_dict())
         return summary
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """``summary.json``, whole or not at all: written aside, then renamed into place."""
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "summary.json")
+
+
+def _finish_summary(feed_row: WatchFeed) -> None:
+    """A run killed after its commit wrote no ``summary.json``: the next run writes it from the stored one."""
+    first = json.loads(feed_row.summary)
+    out = Path(first["out"]) if first.get("out") else None
+    if out is not None and out.is_dir() and not (out / "summary.json").exists():
+        _write_summary(out, first)
 
 
 def _card_keys(ws: Workspace, card_input: str, watched_tokens: int) -> tuple[dict[int, bytes], int]:
