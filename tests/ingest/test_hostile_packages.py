@@ -377,6 +377,19 @@ def test_workbook_row_far_down_is_read_on_its_line_without_filling_the_gap(tmp_p
     assert query(w, "SELECT line, record_id FROM leads ORDER BY line") == [(2, "R000001"), (1048576, "R000002")]
 
 
+def test_workbook_cell_in_the_last_column_is_one_quarantined_row_not_16384_fields(tmp_path):
+    """A few bytes of XML put a value in column XFD: the row says how wide it is and is quarantined,
+    without 16,384 fields being made of it, and the quarantine shows the value."""
+    path = patched_workbook(tmp_path, lambda x: x.replace(
+        b'<c r="Y3" t="inlineStr" />', b'<c r="Y3" t="inlineStr" /><c r="XFD3" t="inlineStr"><is><t>more</t></is></c>'))
+    w = open_ws(tmp_path / "ws")
+    report = ingest(w, path, package_id="X-1")
+    assert (report.files[0].accepted, report.files[0].quarantined) == (1, 1)
+    (line, reason, shown), = query(w, "SELECT line, reason, row_masked FROM quarantine")
+    assert (line, reason) == (3, "row has 16384 fields, the header has 25")
+    assert len(shown) < 2_000
+
+
 # --- mapping YAML and the NSPL postcode lookup --------------------------------------------------------
 
 

@@ -112,9 +112,11 @@ def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int
         if first is None:
             raise PackageRejected(f"{path.name}: sheet {ws.title!r} is empty (no header row)")
         number, cells = first
-        texts = [cell_text(v) for v in cells] if number == 1 else []
-        while texts and not texts[-1].strip():
-            texts.pop()
+        named = [(column, cell_text(value)) for column, value in cells if number == 1]
+        named = [(column, text) for column, text in named if text.strip()]
+        texts = [""] * (named[-1][0] if named else 0)
+        for column, text in named:
+            texts[column - 1] = text
         if not texts:
             raise PackageRejected(f"{path.name}: line 1: sheet {ws.title!r} has no header in its first row")
         header = clean_header(texts, path.name)
@@ -124,14 +126,15 @@ def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int
     return header, _rows(rows, header, path.name, max_field_chars), wb.close
 
 
-def _sheet_rows(ws: Any, source: str) -> Iterator[tuple[int, list[Any]]]:
-    """(row number, cell values) of each row the sheet's XML holds, in order; damage is refused.
+def _sheet_rows(ws: Any, source: str) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
+    """(row number, [(column, value)]) of each row the sheet's XML holds, in order; damage is refused.
 
     openpyxl's own row iterator silently drops a row numbered at or below the one before it and
     a cell placed after a cell of a later column, and fills every skipped row number with an empty
     row (a million of them for one row numbered 1048576). The sheet is parsed here with openpyxl's
     parser (through defusedxml, as openpyxl itself does) so that no cell goes unseen: rows and cells
-    out of order are a clear error, and a gap costs nothing.
+    out of order are a clear error, and a gap costs nothing (nor does one cell in column XFD: rows
+    stay sparse, so a small sheet cannot make 16,384 fields a row).
     """
     from openpyxl.worksheet._reader import WorkSheetParser
 
@@ -157,34 +160,37 @@ def _sheet_rows(ws: Any, source: str) -> Iterator[tuple[int, list[Any]]]:
                 if any(b <= a for a, b in zip([0, *columns], columns, strict=False)):
                     raise PackageRejected(f"{source}: line {number}: the cells of row {number} are out of "
                                           "order or repeated")
-                values: list[Any] = [None] * (columns[-1] if columns else 0)
-                for column, cell in zip(columns, cells, strict=True):
-                    values[column - 1] = cell["value"]
-                yield number, values
+                yield number, [(cell["column"], cell["value"]) for cell in cells]
     except PackageRejected:
         raise
     except Exception as e:  # a damaged entry, bad XML, or defusedxml refusing entities or a DTD
         raise PackageRejected(f"{source}: line {line}: {_why(e, 'the sheet cannot be read')}") from None
 
 
-def _rows(rows: Iterator[tuple[int, list[Any]]], names: list[str], source: str, max_field_chars: int
-          ) -> Iterator[SourceRow]:
+def _rows(rows: Iterator[tuple[int, list[tuple[int, Any]]]], names: list[str], source: str,
+          max_field_chars: int) -> Iterator[SourceRow]:
+    """Rows as the CSV reader gives them; a value beyond the header is a wrong width (kept, to be shown)."""
     width = len(names)
     for line, cells in rows:
-        fields = [cell_text(v) for v in cells]
-        while len(fields) > width and not fields[-1].strip():
-            fields.pop()
-        if not any(f.strip() for f in fields):
+        texts = [(column, cell_text(value)) for column, value in cells]
+        filled = [column for column, text in texts if text.strip()]
+        if not filled:
             continue  # an empty row is not a row
+        fields = [""] * width
+        beyond: list[str] = []
+        for column, text in texts:
+            if column <= width:
+                fields[column - 1] = text
+            elif text.strip():
+                beyond.append(text)
         problems: list[str] = []
-        if len(fields) > width:
-            problems.append(f"row has {len(fields)} fields, the header has {width}")
-        padded = fields + [""] * (width - len(fields))
-        values = dict(zip(names, padded, strict=False))
+        if filled[-1] > width:
+            problems.append(f"row has {filled[-1]} fields, the header has {width}")
+        values = dict(zip(names, fields, strict=True))
         for name, value in values.items():
             if len(value) > max_field_chars:
                 problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
-        yield SourceRow(line, values, problems, fields)
+        yield SourceRow(line, values, problems, fields + beyond)
 
 
 __all__ = ["open_xlsx", "cell_text"]
