@@ -43,6 +43,7 @@ from ore.errors import OreError, PackageRejected
 from ore.ingest import bulk, ingest
 from ore.ingest.cards import Tokeniser
 from ore.ingest.csvrows import read_csv
+from ore.ingest.manifest import read_manifest
 from ore.ingest.mapping import ColumnMapping, MappingError, example, load_mapping, parse_mapping
 from ore.ingest.package import load_file
 from ore.ingest.reference import load_reference
@@ -326,6 +327,89 @@ def test_zip_package_lands_whole_or_is_refused_leaving_the_workspace_as_it_was(z
                 assert all(f.rows_read == f.accepted + f.quarantined for f in report.files)
         assert sorted(p.relative_to(root) for p in root.rglob("*")) == outside, "nothing written beside the zip"
         assert not list(zip_ws.tmp.glob("unpack-*"))
+
+
+JSON_LEAVES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+               | st.sampled_from(["ore-lead-package", "leads.csv", "visits.csv", 1, -1, "2002-05-20"]))
+MANIFEST_KEYS = st.sampled_from(["format", "version", "package_id", "files", "leads.csv", "visits.csv", "sha256",
+                                 "rows", "received", "x"])
+
+
+def json_branches(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(MANIFEST_KEYS, children, max_size=5)
+
+
+@fuzz(100)
+@given(raw=st.recursive(JSON_LEAVES, json_branches, max_leaves=25),
+       where=st.sampled_from([(), ("format",), ("version",), ("package_id",), ("received",), ("files",),
+                              ("files", "leads.csv"), ("files", "leads.csv", "rows"),
+                              ("files", "leads.csv", "sha256"), ("files", "visits.csv")]),
+       wrap=st.sampled_from(["{}", "{}", "{}", "\ufeff{}", "[{}]", "{}x", "{}" + "]" * 3]))
+def test_manifest_of_any_shape_is_read_or_refused_clearly(tmp_path_factory, raw, where, wrap):
+    """A valid manifest with one value (or the whole of it) replaced by any JSON, written as JSON or not."""
+    import json
+
+    from leadpkg import sha256
+
+    root = tmp_path_factory.mktemp("manifest")
+    data = csv_text([lead(1)]).encode()
+    (root / "leads.csv").write_bytes(data)
+    manifest: Any = {"format": "ore-lead-package", "version": 1, "package_id": "M-1", "received": "2002-05-20",
+                     "files": {"leads.csv": {"sha256": sha256(data), "rows": 1}}}
+    if not where:
+        manifest = raw
+    else:
+        parent = manifest
+        for key in where[:-1]:
+            parent = parent[key]
+        parent[where[-1]] = raw
+    (root / "manifest.json").write_text(wrap.replace("{}", json.dumps(manifest)), encoding="utf-8")
+    with no_hang(5):
+        try:
+            read = read_manifest(root)
+        except PackageRejected as e:
+            event("refused")
+            assert str(e).startswith(("manifest.json: ", "leads.csv: ", "visits.csv: ")), str(e)
+            return
+    event("read")
+    assert read.package_id.strip() and read.files["leads.csv"]["rows"] == 1
+
+
+FOREIGN = load_mapping(example("foreign-1"))
+FOREIGN_HEADER = [source for _, source in FOREIGN.sources]
+
+
+def foreign_row(i: int) -> dict[str, str]:
+    """A row of a foreign-1 export, its values in that export's forms."""
+    row = lead(i)
+    return {"TXN_REF": row["record_id"], "Date": "06/01/2001 12:00 PM", "CC Number": row["card_number"],
+            "Amount": "$29.95", "Status": "APPROVED", "Type": "ABUSE", "Customer Name": "SMITH, JOHN"}
+
+
+@fuzz(15)
+@given(data=st.data())
+def test_bare_export_lands_whole_or_is_refused_leaving_the_workspace_as_it_was(zip_ws, data):
+    """A bare CSV export, canonical or mapped (foreign-1), through ``ingest`` with a package id."""
+    mapped = data.draw(st.booleans())
+    content = data.draw(hostile_csv(FOREIGN_HEADER, foreign_row) if mapped else hostile_csv(LEADS_HEADER))
+    package_id = f"B-{next(_package_ids):09d}"
+    before = tables(zip_ws.duckdb_path)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "export.csv"
+        path.write_bytes(content)
+        with no_hang():
+            try:
+                report = ingest(zip_ws, path, package_id=package_id, mapping=FOREIGN if mapped else None)
+            except OreError as e:
+                clear_error(e, "export.csv")
+                assert tables(zip_ws.duckdb_path) == before, f"refused ({e}) but the workspace changed"
+                return
+    event("ingested")
+    (f,) = report.files
+    assert f.rows_read == f.accepted + f.quarantined
+    after = tables(zip_ws.duckdb_path)
+    assert len([r for r in after["leads"] if r[0] == package_id]) == f.accepted
+    assert len([r for r in after["quarantine"] if r[0] == package_id]) == f.quarantined
 
 
 # --- mapping YAML ----------------------------------------------------------------------------------------------

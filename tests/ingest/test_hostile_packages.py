@@ -167,6 +167,13 @@ def test_empty_and_zero_byte_zips_are_refused(ws, tmp_path):
     refused(ws, zip_of(tmp_path / "none.zip", {}), r"none\.zip: no manifest\.json")
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"files": ' * 100_000])
+def test_manifest_nested_past_the_stack_is_refused(ws, tmp_path, text):
+    pkg = write_package(tmp_path / "pkg", [lead(4)], package_id="NEW-1")
+    (pkg / "manifest.json").write_text(text)
+    refused(ws, pkg, r"manifest\.json: nested too deeply")
+
+
 # --- encodings and byte-order marks ----------------------------------------------------------------
 
 
