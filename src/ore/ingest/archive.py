@@ -4,7 +4,7 @@ Sizes and counts declared in a zip's directory are checked first and the bytes
 actually written are counted again, since a hostile archive can lie about both.
 An entry that is a symbolic link, or whose name appears twice, is refused: neither
 has a place in a package, and either could make the files checked differ from the
-files loaded. The limits are settings (docs/ingest.md, "Limits on what is read").
+files loaded. The limits are settings (docs/formats/index.md, "Limits on what is read").
 """
 
 from __future__ import annotations
