@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     )
     max_archive_entries: int = Field(10_000, description="Most entries accepted in a zip or xlsx archive.")
     max_compression_ratio: float = Field(
-        200, gt=1, description="Highest compression ratio accepted in a zip or xlsx archive over 1 MB unpacked "
-        "(per entry and in all); above it the archive is refused as a possible zip bomb."
+        200, gt=1, description="Highest compression ratio accepted in a zip or xlsx archive over 1 MB "
+        "unpacked (per entry and in all); above it the archive is refused as a possible zip bomb."
     )
 
 

@@ -45,7 +45,8 @@ def check_archive(path: Path, max_bytes: int, max_entries: int, *, max_ratio: fl
             raise PackageRejected(f"{path.name}: entry {info.filename!r} appears twice in the archive")
         seen.add(name.parts)
         total += info.file_size
-        if info.compress_size and info.file_size / info.compress_size > max_ratio and info.file_size > BOMB_MIN_BYTES:
+        ratio = info.file_size / info.compress_size if info.compress_size else 0
+        if ratio > max_ratio and info.file_size > BOMB_MIN_BYTES:
             raise PackageRejected(
                 f"{path.name}: entry {info.filename!r} expands {info.file_size // info.compress_size}x "
                 f"(limit {max_ratio:g}x, ORE_MAX_COMPRESSION_RATIO): refused as a possible zip bomb"

@@ -143,10 +143,11 @@ def read_csv(stream: BinaryIO, source: str, max_field_chars: int) -> tuple[list[
     Blank lines are not rows. A row's line number is the physical line where it
     starts (the header is line 1), as a person opening the file would count.
     """
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
-    refuse_wide_encoding(buffered.peek(4)[:4], source)
+    if not isinstance(stream, io.BufferedReader):  # any readable byte stream (BytesIO, a zip member)
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+    refuse_wide_encoding(stream.peek(4)[:4], source)
     # utf-8-sig: a BOM is dropped before parsing, so a quoted first header name still parses as quoted
-    text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     lines = _Lines(iter(text))
     try:
         header = next(csv.reader(lines, strict=False))

@@ -223,8 +223,8 @@ class _Loader(yaml.BaseLoader):
                 None, None, f"aliases (*{event.anchor}) are not allowed in a mapping; write the value out",
                 event.start_mark)
         if self._depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(
-                None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
         self._depth += 1
         try:
             return super().compose_node(parent, index)  # type: ignore[no-any-return]

@@ -149,7 +149,8 @@ def ingest(
             elif source.suffix.lower() == ".zip":
                 unpacked = Path(_tempdir(ws))
                 root = archive.unpack(source, unpacked, ws.settings.max_package_bytes,
-                                      ws.settings.max_archive_entries, max_ratio=ws.settings.max_compression_ratio)
+                                      ws.settings.max_archive_entries,
+                                      max_ratio=ws.settings.max_compression_ratio)
             else:
                 if not package_id:
                     raise PackageRejected(
