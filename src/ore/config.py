@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         8 * 1024**3, description="Largest total uncompressed size accepted from a zip or xlsx archive."
     )
     max_archive_entries: int = Field(10_000, description="Most entries accepted in a zip or xlsx archive.")
+    max_compression_ratio: float = Field(
+        200, gt=1, description="Highest compression ratio accepted in a zip or xlsx archive over 1 MB "
+        "unpacked (per entry and in all); above it the archive is refused as a possible zip bomb."
+    )
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -8,14 +8,13 @@ goes to the unallocated queue with the reason: never to a guess.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from ore.allocate.postcodes import compact, prefix_key, routing_keys, split
+from ore.allocate.postcodes import compact, csv_fault, nspl_header, prefix_key, routing_keys, split
 from ore.errors import OreError
 
 NSPL_COLUMNS = ("pcds", "pfa")
@@ -29,24 +28,39 @@ class Route:
 
 
 def load_nspl(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Load the ONS National Statistics Postcode Lookup as published (needs columns pcds and pfa)."""
+    """Load the ONS National Statistics Postcode Lookup as published (needs columns pcds and pfa).
+
+    The file is read whole before ``ref_nspl`` is replaced, so a damaged file leaves the
+    lookup loaded before it; a fault is an ``OreError`` naming the file and line.
+    """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        header = next(csv.reader(f), [])
-    missing = [c for c in NSPL_COLUMNS if c not in [h.strip().lower() for h in header]]
+    header = nspl_header(path)
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in NSPL_COLUMNS if c not in names]
     if missing:
         raise OreError(f"{path.name}: line 1: column(s) {', '.join(missing)} missing (an NSPL file has pcds and pfa)")
-    con.execute("CREATE OR REPLACE TABLE ref_nspl (postcode VARCHAR PRIMARY KEY, pfa VARCHAR)")
-    con.execute(
-        """
-        INSERT INTO ref_nspl
-        SELECT upper(regexp_replace(pcds, '[^0-9A-Za-z]', '', 'g')) AS postcode, any_value(pfa)
-        FROM read_csv(?, header = true, all_varchar = true, normalize_names = true)
-        WHERE pcds IS NOT NULL AND pfa IS NOT NULL AND pfa <> ''
-        GROUP BY 1
-        """,
-        [str(path)],
-    )
+    # the header as read here fixes the columns: DuckDB neither sniffs nor renames them
+    columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
+    pcds, pfa = (f"c{names.index(c)}" for c in NSPL_COLUMNS)
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _ore_nspl AS
+            SELECT upper(regexp_replace({pcds}, '[^0-9A-Za-z]', '', 'g')) AS postcode, any_value({pfa}) AS pfa
+            FROM read_csv(?, header = false, skip = 1, auto_detect = false, delim = ',', quote = '"',
+                          escape = '"', columns = ?)
+            WHERE {pcds} IS NOT NULL AND {pfa} IS NOT NULL AND {pfa} <> ''
+            GROUP BY 1
+            """,
+            [str(path), columns],
+        )
+    except duckdb.Error as e:
+        raise OreError(f"{path.name}: {csv_fault(e)}") from None
+    try:
+        con.execute("CREATE OR REPLACE TABLE ref_nspl (postcode VARCHAR PRIMARY KEY, pfa VARCHAR)")
+        con.execute("INSERT INTO ref_nspl SELECT postcode, pfa FROM _ore_nspl")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ore_nspl")
     return con.execute("SELECT count(*) FROM ref_nspl").fetchall()[0][0]
 
 

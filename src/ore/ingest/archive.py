@@ -2,6 +2,9 @@
 
 Sizes and counts declared in a zip's directory are checked first and the bytes
 actually written are counted again, since a hostile archive can lie about both.
+An entry that is a symbolic link, or whose name appears twice, is refused: neither
+has a place in a package, and either could make the files checked differ from the
+files loaded. The limits are settings (docs/formats/index.md, "Limits on what is read").
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from pathlib import Path, PurePosixPath
 
 from ore.errors import PackageRejected
 
-MAX_RATIO = 200  # compression ratios above this are the mark of a zip bomb, not of CSV
+MAX_RATIO = 200  # default of the max_compression_ratio setting: above it is a zip bomb, not CSV
 BOMB_MIN_BYTES = 1_000_000  # below this, a high ratio is a small file of repeats, harmless
+_SYMLINK = 0o120000  # S_IFLNK in the Unix mode a zip keeps in the top half of external_attr
 
 
-def check_archive(path: Path, max_bytes: int, max_entries: int) -> list[zipfile.ZipInfo]:
+def check_archive(path: Path, max_bytes: int, max_entries: int, *, max_ratio: float = MAX_RATIO
+                  ) -> list[zipfile.ZipInfo]:
     """The members of a zip after checking count, declared sizes, ratios and names."""
     try:
         zf = zipfile.ZipFile(path)
@@ -29,31 +34,39 @@ def check_archive(path: Path, max_bytes: int, max_entries: int) -> list[zipfile.
     if len(infos) > max_entries:
         raise PackageRejected(f"{path.name}: {len(infos):,} entries (limit {max_entries:,})")
     total = 0
+    seen: set[tuple[str, ...]] = set()
     for info in infos:
         name = PurePosixPath(info.filename.replace("\\", "/"))
         if name.is_absolute() or ".." in name.parts or (name.parts and ":" in name.parts[0]):
             raise PackageRejected(f"{path.name}: entry {info.filename!r} would be written outside the package")
+        if (info.external_attr >> 16) & 0o170000 == _SYMLINK:
+            raise PackageRejected(f"{path.name}: entry {info.filename!r} is a symbolic link, "
+                                  "which a package has no use for")
+        if name.parts in seen and not info.is_dir():
+            raise PackageRejected(f"{path.name}: entry {info.filename!r} appears twice in the archive")
+        seen.add(name.parts)
         total += info.file_size
-        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > BOMB_MIN_BYTES:
+        ratio = info.file_size / info.compress_size if info.compress_size else 0
+        if ratio > max_ratio and info.file_size > BOMB_MIN_BYTES:
             raise PackageRejected(
                 f"{path.name}: entry {info.filename!r} expands {info.file_size // info.compress_size}x "
-                f"(limit {MAX_RATIO}x): refused as a possible zip bomb"
+                f"(limit {max_ratio:g}x, ORE_MAX_COMPRESSION_RATIO): refused as a possible zip bomb"
             )
     if total > max_bytes:
         raise PackageRejected(f"{path.name}: unpacks to {total:,} bytes (limit {max_bytes:,})")
     # Many members each under the per-entry threshold add up to a bomb just the same.
     packed = sum(info.compress_size for info in infos)
-    if total > BOMB_MIN_BYTES and packed and total / packed > MAX_RATIO:
+    if total > BOMB_MIN_BYTES and packed and total / packed > max_ratio:
         raise PackageRejected(
-            f"{path.name}: its entries expand {total // packed}x in all (limit {MAX_RATIO}x): "
-            "refused as a possible zip bomb"
+            f"{path.name}: its entries expand {total // packed}x in all (limit {max_ratio:g}x, "
+            "ORE_MAX_COMPRESSION_RATIO): refused as a possible zip bomb"
         )
     return infos
 
 
-def unpack(path: Path, dest: Path, max_bytes: int, max_entries: int) -> Path:
+def unpack(path: Path, dest: Path, max_bytes: int, max_entries: int, *, max_ratio: float = MAX_RATIO) -> Path:
     """Unpack a zip into ``dest`` and return the package directory (the one holding manifest.json)."""
-    infos = check_archive(path, max_bytes, max_entries)
+    infos = check_archive(path, max_bytes, max_entries, max_ratio=max_ratio)
     written = 0
     with zipfile.ZipFile(path) as zf:
         for info in infos:

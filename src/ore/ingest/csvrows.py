@@ -9,6 +9,7 @@ row is cut at the end of its own line and the lines it swallowed are read again.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -47,8 +48,29 @@ def _has_undecodable(text: str) -> bool:
     return _UNDECODABLE.search(text) is not None
 
 
+# Byte-order marks of the encodings Excel's "Unicode text" and some banks' exports use (UTF-32 first:
+# its little-endian mark begins with UTF-16's).
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def refuse_wide_encoding(head: bytes, source: str) -> None:
+    """Reject a file that starts with a UTF-16 or UTF-32 byte-order mark, saying so.
+
+    Read as UTF-8 such a file is a NUL between every letter: its header would be refused as
+    bytes that are not UTF-8, which does not tell the sender what to change.
+    """
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            raise PackageRejected(f"{source}: line 1: the file is {name} (it starts with a {name} byte-order "
+                                  "mark); ore reads UTF-8: save it as \"CSV UTF-8\"")
+
+
+MAX_HEADER_CHARS = 1000  # a column name is a few words; a longer one is data or damage, not a header
+
+
 def clean_header(header: list[str], source: str) -> list[str]:
-    """Header names trimmed, BOM removed; duplicates or blanks reject the file."""
+    """Header names trimmed, BOM removed; duplicates, blanks, NULs or absurd lengths reject the file."""
     names = [h.replace("\ufeff", "").strip() for h in header]
     seen: set[str] = set()
     for i, name in enumerate(names, start=1):
@@ -56,6 +78,12 @@ def clean_header(header: list[str], source: str) -> list[str]:
             raise PackageRejected(f"{source}: line 1: column {i} has no header name")
         if _has_undecodable(name):
             raise PackageRejected(f"{source}: line 1: header of column {i} is not valid UTF-8")
+        if "\x00" in name:
+            raise PackageRejected(f"{source}: line 1: header of column {i} holds a NUL byte "
+                                  "(a UTF-16 file without its byte-order mark?); ore reads UTF-8")
+        if len(name) > MAX_HEADER_CHARS:
+            raise PackageRejected(f"{source}: line 1: header of column {i} is {len(name):,} characters long "
+                                  f"(limit {MAX_HEADER_CHARS:,})")
         if name in seen:
             # a file without a header row has data here: never echo a card number
             raise PackageRejected(f"{source}: line 1: header {mask_text(name)!r} appears twice")
@@ -115,6 +143,9 @@ def read_csv(stream: BinaryIO, source: str, max_field_chars: int) -> tuple[list[
     Blank lines are not rows. A row's line number is the physical line where it
     starts (the header is line 1), as a person opening the file would count.
     """
+    if not isinstance(stream, io.BufferedReader):  # any readable byte stream (BytesIO, a zip member)
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+    refuse_wide_encoding(stream.peek(4)[:4], source)
     # utf-8-sig: a BOM is dropped before parsing, so a quoted first header name still parses as quoted
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     lines = _Lines(iter(text))
@@ -126,6 +157,8 @@ def read_csv(stream: BinaryIO, source: str, max_field_chars: int) -> tuple[list[
         header = []
     except csv.Error as e:
         raise PackageRejected(f"{source}: line 1: the header cannot be read: {e}") from None
+    if not header and not lines.ran_out and len(lines.record) == 1:
+        raise PackageRejected(f"{source}: line 1: the first line is blank; it must be the header row")
     if not header or lines.ran_out:
         raise PackageRejected(f"{source}: line 1: the header opens a quote that never closes")
     names = clean_header(header, source)

@@ -61,6 +61,8 @@ def read_manifest(root: Path) -> Manifest:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PackageRejected(f"manifest.json: not valid JSON ({e})") from None
+    except RecursionError:  # [[[[... nested past Python's stack: not a manifest
+        raise PackageRejected("manifest.json: nested too deeply to be a manifest") from None
     if not isinstance(raw, dict):
         raise PackageRejected("manifest.json: expected a JSON object")
     if raw.get("format") != FORMAT:

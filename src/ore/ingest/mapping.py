@@ -203,13 +203,41 @@ class MappingFile(BaseModel):
 # Loading and checking
 
 
+MAX_DEPTH = 20  # a mapping nests four levels; deeper is a hostile file that would exhaust the stack
+
+
 class _Loader(yaml.BaseLoader):
-    """Every scalar is a string (no YAML 1.1 surprises such as NO -> false), and no key twice."""
+    """Every scalar is a string (no YAML 1.1 surprises such as NO -> false), and no key twice.
+
+    Aliases (``*name``) are refused: a few lines of them expand into billions of nodes (the
+    "billion laughs"), which checking would walk; a mapping has no use for them. Nesting is
+    bounded so that a file of ``[[[[...`` is an error, not a crash of the recursive composer.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):  # type: ignore[no-untyped-call]
+            event = self.get_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in a mapping; write the value out",
+                event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if not isinstance(key, str):  # "? [a, b]: x" makes a list a key; a mapping's keys are words
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be plain text, not a list or a set of keys", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark

@@ -70,7 +70,7 @@ def load_file(
     """
     label = label or spec.file
     header, rows, close = open_rows(path, settings.max_field_chars, settings.max_package_bytes,
-                                    settings.max_archive_entries)
+                                    settings.max_archive_entries, max_ratio=settings.max_compression_ratio)
     try:
         if mapping is not None:
             mapping.check_header(header, label)
@@ -165,7 +165,8 @@ def _ingest(ws: Workspace, source: Path, mapping: Mapping | None, mapping_text: 
             elif source.suffix.lower() == ".zip":
                 unpacked = Path(_tempdir(ws))
                 root = archive.unpack(source, unpacked, ws.settings.max_package_bytes,
-                                      ws.settings.max_archive_entries)
+                                      ws.settings.max_archive_entries,
+                                      max_ratio=ws.settings.max_compression_ratio)
             else:
                 if not package_id:
                     raise PackageRejected(

@@ -6,18 +6,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ore.errors import PackageRejected
+from ore.ingest.archive import MAX_RATIO
 from ore.ingest.csvrows import SourceRow, open_csv
 
 Opened = tuple[list[str], Iterator[SourceRow], Callable[[], None]]
 
 
-def open_rows(path: Path, max_field_chars: int, max_bytes: int, max_entries: int) -> Opened:
-    """Header, rows and a close function for a CSV or XLSX file."""
+def open_rows(path: Path, max_field_chars: int, max_bytes: int, max_entries: int, *,
+              max_ratio: float = MAX_RATIO) -> Opened:
+    """Header, rows and a close function for a CSV or XLSX file (a workbook is a zip: the limits apply)."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         from ore.ingest.xlsx import open_xlsx
 
-        return open_xlsx(path, max_field_chars, max_bytes, max_entries)
+        return open_xlsx(path, max_field_chars, max_bytes, max_entries, max_ratio=max_ratio)
     if suffix in (".csv", ".txt", ".tsv", ""):
         header, rows, stream = open_csv(path, max_field_chars)
         return header, rows, stream.close

@@ -316,7 +316,8 @@ def _flow(items: list[str]) -> str:
 
 def _read_sample(path: Path) -> tuple[list[str], list[dict[str, str]], bool]:
     s = get_settings()
-    header, rows, close = open_rows(path, s.max_field_chars, s.max_package_bytes, s.max_archive_entries)
+    header, rows, close = open_rows(path, s.max_field_chars, s.max_package_bytes, s.max_archive_entries,
+                                    max_ratio=s.max_compression_ratio)
     try:
         sample = [r.values for r in islice(rows, SAMPLE_ROWS)]
         more = next(rows, None) is not None

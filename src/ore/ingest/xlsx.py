@@ -7,7 +7,8 @@ defusedxml, so entity expansion and external entities are refused. Python's
 zipfile never inflates an entry past its declared size, so a lying directory
 cannot make the reader exceed what was checked.
 
-Row numbers are the sheet's row numbers (the header is row 1). Cells are turned
+Row numbers are the sheet's row numbers (the header is row 1); rows or cells out of
+order, which openpyxl's own iterator would drop unseen, reject the file. Cells are turned
 into text in the canonical forms: dates ``YYYY-MM-DD``, date-times
 ``YYYY-MM-DDTHH:MM:SS``, numbers as plain decimals (no exponent), booleans
 ``true``/``false``. Trailing empty cells are not a wrong width (spreadsheets
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ore.errors import PackageRejected
-from ore.ingest.archive import check_archive
+from ore.ingest.archive import MAX_RATIO, check_archive
 from ore.ingest.csvrows import SourceRow, clean_header
 
 MAX_SHEET_ROWS = 1_048_576  # what Excel itself can hold
@@ -96,63 +97,100 @@ def _why(error: BaseException, what: str) -> str:
     return f"{what} ({type(root).__name__}: {text})"
 
 
-def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int) -> Opened:
+def open_xlsx(path: Path, max_field_chars: int, max_bytes: int, max_entries: int, *,
+              max_ratio: float = MAX_RATIO) -> Opened:
     """Header, rows and a close function for the first worksheet of ``path``."""
-    check_archive(path, max_bytes, max_entries)
+    check_archive(path, max_bytes, max_entries, max_ratio=max_ratio)
     wb = _open_workbook(path)
     try:
         sheets = wb.worksheets
         if not sheets:
             raise PackageRejected(f"{path.name}: the workbook has no worksheet")
         ws = sheets[0]
-        ws.reset_dimensions()  # do not trust the declared dimension: read what is there
-        cells = ws.iter_rows(values_only=True)
-        try:
-            first = next(cells, None)
-        except Exception as e:
-            raise PackageRejected(f"{path.name}: line 1: {_why(e, f'sheet {ws.title!r} cannot be read')}") from None
+        rows = _sheet_rows(ws, path.name)
+        first = next(rows, None)
         if first is None:
             raise PackageRejected(f"{path.name}: sheet {ws.title!r} is empty (no header row)")
-        texts = [cell_text(v) for v in first]
-        while texts and not texts[-1].strip():
-            texts.pop()
+        number, cells = first
+        named = [(column, cell_text(value)) for column, value in cells if number == 1]
+        named = [(column, text) for column, text in named if text.strip()]
+        texts = [""] * (named[-1][0] if named else 0)
+        for column, text in named:
+            texts[column - 1] = text
         if not texts:
             raise PackageRejected(f"{path.name}: line 1: sheet {ws.title!r} has no header in its first row")
         header = clean_header(texts, path.name)
     except BaseException:
         wb.close()
         raise
-    return header, _rows(cells, header, path.name, max_field_chars), wb.close
+    return header, _rows(rows, header, path.name, max_field_chars), wb.close
 
 
-def _rows(cells: Iterator[tuple[Any, ...]], names: list[str], source: str, max_field_chars: int
-          ) -> Iterator[SourceRow]:
-    width = len(names)
+def _sheet_rows(ws: Any, source: str) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
+    """(row number, [(column, value)]) of each row the sheet's XML holds, in order; damage is refused.
+
+    openpyxl's own row iterator silently drops a row numbered at or below the one before it and
+    a cell placed after a cell of a later column, and fills every skipped row number with an empty
+    row (a million of them for one row numbered 1048576). The sheet is parsed here with openpyxl's
+    parser (through defusedxml, as openpyxl itself does) so that no cell goes unseen: rows and cells
+    out of order are a clear error, and a gap costs nothing (nor does one cell in column XFD: rows
+    stay sparse, so a small sheet cannot make 16,384 fields a row).
+    """
+    from openpyxl.worksheet._reader import WorkSheetParser
+
     line = 1
-    while True:
-        try:
-            row = next(cells)
-        except StopIteration:
-            return
-        except Exception as e:  # a damaged entry, bad XML, or defusedxml refusing entities or a DTD
-            raise PackageRejected(f"{source}: line {line + 1}: {_why(e, 'the sheet cannot be read')}") from None
-        line += 1
-        if line > MAX_SHEET_ROWS:
-            raise PackageRejected(f"{source}: the sheet claims more than {MAX_SHEET_ROWS:,} rows")
-        fields = [cell_text(v) for v in row]
-        while len(fields) > width and not fields[-1].strip():
-            fields.pop()
-        if not any(f.strip() for f in fields):
+    try:
+        with ws._get_source() as src:
+            wb = ws.parent
+            parser = WorkSheetParser(src, ws._shared_strings, data_only=True, epoch=wb.epoch,
+                                     date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
+            last = 0
+            for number, cells in parser.parse():
+                line = max(number, 1)
+                if number < 1:
+                    raise PackageRejected(f"{source}: line {last + 1}: a row is numbered {number}")
+                if number <= last:
+                    raise PackageRejected(f"{source}: line {number}: row {number} comes after row {last}: "
+                                          "the sheet's rows are out of order or repeated")
+                if number > MAX_SHEET_ROWS:
+                    raise PackageRejected(f"{source}: line {number}: the sheet claims more than "
+                                          f"{MAX_SHEET_ROWS:,} rows")
+                last = number
+                columns = [cell["column"] for cell in cells]
+                if any(b <= a for a, b in zip([0, *columns], columns, strict=False)):
+                    raise PackageRejected(f"{source}: line {number}: the cells of row {number} are out of "
+                                          "order or repeated")
+                yield number, [(cell["column"], cell["value"]) for cell in cells]
+    except PackageRejected:
+        raise
+    except Exception as e:  # a damaged entry, bad XML, or defusedxml refusing entities or a DTD
+        raise PackageRejected(f"{source}: line {line}: {_why(e, 'the sheet cannot be read')}") from None
+
+
+def _rows(rows: Iterator[tuple[int, list[tuple[int, Any]]]], names: list[str], source: str,
+          max_field_chars: int) -> Iterator[SourceRow]:
+    """Rows as the CSV reader gives them; a value beyond the header is a wrong width (kept, to be shown)."""
+    width = len(names)
+    for line, cells in rows:
+        texts = [(column, cell_text(value)) for column, value in cells]
+        filled = [column for column, text in texts if text.strip()]
+        if not filled:
             continue  # an empty row is not a row
+        fields = [""] * width
+        beyond: list[str] = []
+        for column, text in texts:
+            if column <= width:
+                fields[column - 1] = text
+            elif text.strip():
+                beyond.append(text)
         problems: list[str] = []
-        if len(fields) > width:
-            problems.append(f"row has {len(fields)} fields, the header has {width}")
-        padded = fields + [""] * (width - len(fields))
-        values = dict(zip(names, padded, strict=False))
+        if filled[-1] > width:
+            problems.append(f"row has {filled[-1]} fields, the header has {width}")
+        values = dict(zip(names, fields, strict=True))
         for name, value in values.items():
             if len(value) > max_field_chars:
                 problems.append(f"field {name} is {len(value):,} characters long (limit {max_field_chars:,})")
-        yield SourceRow(line, values, problems, fields)
+        yield SourceRow(line, values, problems, fields + beyond)
 
 
 __all__ = ["open_xlsx", "cell_text"]
