@@ -1403,6 +1403,10 @@ from ore.ops.cli import doctor  # noqa: E402 - registered last, beside the comma
 
 app.command("doctor")(doctor)
 
+from ore.ops.keys_cli import keys_app  # noqa: E402 - card-token key rotation (docs/operator.md)
+
+app.add_typer(keys_app, name="keys")
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()
