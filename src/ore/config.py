@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         8 * 1024**3, description="Largest total uncompressed size accepted from a zip or xlsx archive."
     )
     max_archive_entries: int = Field(10_000, description="Most entries accepted in a zip or xlsx archive.")
+    audit_checkpoint: Path | None = Field(
+        None, description="File kept outside the workspace holding the latest signed audit checkpoint: "
+        "ore backup renews it; ore audit verify, ore doctor and ore restore check the log still reaches it."
+    )
 
 
 def get_settings(**overrides: object) -> Settings:
