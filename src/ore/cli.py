@@ -1244,7 +1244,8 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id (ore to
 @user_errors
 def audit_verify(
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Also check against a checkpoint exported earlier.")
+        Path | None, typer.Option("--checkpoint", help="Also check against a checkpoint exported earlier "
+                                              "[default: ORE_AUDIT_CHECKPOINT, once it exists].")
     ] = None,
 ) -> None:
     """Walk the hash chain and name the first entry that does not fit; exit 1 if any."""

@@ -176,6 +176,8 @@ def test_restoring_an_older_backup_is_reported_as_a_rollback(tmp_path: Path) -> 
 
     r = restore(tmp_path / "tuesday.tar", ws.root, settings=ws.settings, user="os:ops", force=True)
     assert r.rollback is None and "as checkpointed" in r.checkpoint
+    assert r.warnings == ["the case store this restore replaced had a different entry 3: its history had diverged "
+                          "from this backup's, and its entries from there on are not in the restored store"]
     assert run_checks(ws, min_free_gib=0, warn_free_gib=0).check("audit checkpoint").status == "ok"
 
 
@@ -219,3 +221,33 @@ def test_the_commands(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["restore", str(tmp_path / "two.tar"), "--workspace", str(fresh)], env=env)
     assert ok.exit_code == 0, ok.output
     assert runner.invoke(app, ["restore", "--verify-only", str(tmp_path / "two.tar")], env=env).exit_code == 0
+
+
+def test_forcing_an_older_backup_over_a_newer_store_is_a_rollback_even_without_a_kept_checkpoint(
+        tmp_path: Path) -> None:
+    ws = filled(tmp_path / "ws", tmp_path)
+    backup(ws, tmp_path / "old.tar", user="os:ops")
+    work(ws, "since")
+    r = restore(tmp_path / "old.tar", ws.root, settings=ws.settings, user="os:ops", force=True)
+    assert r.rollback is not None and "had its audit log at entry 3; the restored one ends at entry 2" in r.rollback
+
+
+def test_audit_verify_reports_the_rollback_against_the_kept_checkpoint(tmp_path: Path) -> None:
+    from ore.auth.principal import SYSTEM
+    from ore.auth.users import add_user
+
+    kept = tmp_path / "kept.json"
+    ws = filled(tmp_path / "ws", tmp_path, audit_checkpoint=kept)
+    store = store_for(ws)
+    with store.session() as s:
+        add_user(s, SYSTEM, "aud", "correct horse battery", "auditor", must_change=False)
+    store.dispose()
+    backup(ws, tmp_path / "one.tar", user="os:ops")
+    env = settings_env(ws.root, ORE_AUDIT_CHECKPOINT=str(kept), ORE_USER="aud", ORE_PASSWORD="correct horse battery")
+    ok = CliRunner().invoke(app, ["audit", "verify"], env=env)
+    assert ok.exit_code == 0 and "as checkpointed" in ok.output, ok.output
+    work(ws, "later")
+    backup(ws, tmp_path / "two.tar", user="os:ops")
+    restore(tmp_path / "one.tar", ws.root, settings=ws.settings, user="os:ops", force=True)
+    failed = CliRunner().invoke(app, ["audit", "verify"], env=env)
+    assert failed.exit_code == 1 and "ROLLBACK" in failed.output, failed.output

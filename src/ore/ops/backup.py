@@ -430,6 +430,7 @@ def restore(archive: Path, target: Path, *, settings: Any, user: str, purpose: s
             raise OreError("the backup holds a PostgreSQL dump: set ORE_DATABASE_URL to the (empty) database to "
                            "restore it into")
         result = Restored(manifest, checks)
+        replaced = _replaced_head(ws, sqlite_target) if kind != "none" else None
         for name in _REPLACED:
             (target / name).unlink(missing_ok=True)
         shutil.rmtree(target / "sessions", ignore_errors=True)  # sign-ins of the store being replaced
@@ -463,6 +464,10 @@ def restore(archive: Path, target: Path, *, settings: Any, user: str, purpose: s
                             result.rollback = c.message
                     else:
                         result.checkpoint = "no checkpoint to compare with (set ORE_AUDIT_CHECKPOINT)"
+                    if replaced is not None:
+                        behind, diverged = _behind(s, replaced)
+                        result.rollback = result.rollback or behind
+                        result.warnings += [diverged] if diverged else []
             finally:
                 store.dispose()
             _record(ws, user=user, action="ops.restore", category="alteration", purpose=purpose,
@@ -470,6 +475,50 @@ def restore(archive: Path, target: Path, *, settings: Any, user: str, purpose: s
                         "created_at"), "backup_audit_head": manifest.get("audit_head"),
                         "checkpoint": result.checkpoint, "rollback": result.rollback is not None})
     return result
+
+
+def _replaced_head(ws: Workspace, sqlite_target: Path | None) -> tuple[int, str] | None:
+    """The audit head of the case store about to be replaced (``--force``), if it opens and verifies."""
+    from ore.audit import verify_chain
+    from ore.store import open_store
+
+    if sqlite_target is not None and not sqlite_target.exists():
+        return None
+    try:
+        store = open_store(ws.database_url, upgrade=False)
+    except OreError:
+        return None
+    try:
+        with store.session() as s:
+            v = verify_chain(s)
+    except Exception:  # noqa: BLE001 - an empty or foreign database has no head to keep
+        return None
+    finally:
+        store.dispose()
+    return (v.last_seq, v.last_hash) if v.ok and v.last_seq else None
+
+
+def _behind(session: Any, head: tuple[int, str]) -> tuple[str | None, str | None]:
+    """(rollback, warning) from comparing the restored log with the replaced store's last entry.
+
+    Shorter than the replaced log: an older copy replaced a newer one (a rollback). As long or
+    longer but without that entry unchanged: the replaced store had diverged (say, an older
+    copy restored and written to), and its entries from there on are gone (a warning).
+    """
+    from sqlalchemy import func, select
+
+    from ore.store.access import AuditEntry
+
+    seq, digest = head
+    last = session.scalar(select(func.max(AuditEntry.seq))) or 0
+    if last < seq:
+        return (f"ROLLBACK: the case store this restore replaced had its audit log at entry {seq}; the restored "
+                f"one ends at entry {last}: an older copy replaced a newer one"), None
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.seq == seq))
+    if entry is not None and entry.hash == digest:
+        return None, None
+    return None, (f"the case store this restore replaced had a different entry {seq}: its history had diverged "
+                  "from this backup's, and its entries from there on are not in the restored store")
 
 
 def _restore_postgresql(dump: Path, url: str, force: bool) -> None:
