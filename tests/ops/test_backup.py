@@ -4,14 +4,17 @@ restore itself, by ore doctor and by the audit checkpoint check."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sqlite3
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from casekit import pg_database
 from typer.testing import CliRunner
 
 from ingest.leadpkg import card, lead, open_ws, query, settings_env, write_package
@@ -251,3 +254,30 @@ def test_audit_verify_reports_the_rollback_against_the_kept_checkpoint(tmp_path:
     restore(tmp_path / "one.tar", ws.root, settings=ws.settings, user="os:ops", force=True)
     failed = CliRunner().invoke(app, ["audit", "verify"], env=env)
     assert failed.exit_code == 1 and "ROLLBACK" in failed.output, failed.output
+
+
+@pytest.fixture
+def two_pg_databases() -> Iterator[tuple[str, str]]:
+    """Two fresh PostgreSQL databases: the one backed up, and an empty one to restore into."""
+    made = [pg_database(), pg_database()]
+    urls = [next(g) for g in made]
+    yield urls[0], urls[1]
+    for g in made:
+        with contextlib.suppress(StopIteration):
+            next(g)
+
+
+def test_a_postgresql_store_is_dumped_and_restored(two_pg_databases: tuple[str, str], tmp_path: Path) -> None:
+    source, empty = two_pg_databases
+    ws = filled(tmp_path / "ws", tmp_path, database_url=source)
+    m = backup(ws, tmp_path / "b.tar", user="os:ops")
+    assert m["store"] == "postgresql" and "cases.pgdump" in m["files"] and "cases.sqlite" not in m["files"]
+    assert verify(ws, tmp_path / "b.tar").ok
+    target = open_ws(tmp_path / "restored", database_url=empty)
+    r = restore(tmp_path / "b.tar", target.root, settings=target.settings, user="os:ops")
+    assert r.checks.ok and r.rollback is None
+    assert actions(target) == [*actions(ws), "ops.restore"]
+    assert query(target, "SELECT count(*) FROM leads") == [(3,)]
+    again = open_ws(tmp_path / "again", database_url=empty)
+    with pytest.raises(OreError, match="database of ORE_DATABASE_URL is not empty"):
+        restore(tmp_path / "b.tar", again.root, settings=again.settings, user="os:ops")
