@@ -77,7 +77,7 @@ def test_backup_then_restore_gives_the_same_workspace(tmp_path: Path) -> None:
                                "keys/signing-ed25519.pem"}
     assert m["audit_head"]["seq"] == len(actions(ws)), "the backup's own entry is inside the copy"
 
-    v = verify(ws, out)
+    v = verify(out)
     assert v.ok, v.problems
     assert [name for name, _, _ in v.checks] == ["files", "hashes", "case store", "audit chain", "checkpoint",
                                                  "bulk tables"]
@@ -121,7 +121,7 @@ def test_a_tampered_backup_fails_verification_and_is_not_restored(tmp_path: Path
     out = tmp_path / "b.tar"
     backup(ws, out, user="os:ops")
     rewrite_member(out, "ore.duckdb", lambda b: b[:-1] + bytes([b[-1] ^ 1]))
-    v = verify(ws, out)
+    v = verify(out)
     assert not v.ok and v.problems == ["hashes: SHA-256 differs: ore.duckdb"]
     target = tmp_path / "restored"
     with pytest.raises(OreError, match="fails verification, nothing was restored"):
@@ -130,7 +130,6 @@ def test_a_tampered_backup_fails_verification_and_is_not_restored(tmp_path: Path
 
 
 def test_an_archive_with_other_paths_is_refused(tmp_path: Path) -> None:
-    ws = open_ws(tmp_path / "ws")
     evil = tmp_path / "evil.tar"
     with tarfile.open(evil, "w") as tar:
         for name in ("manifest.json", "../outside.txt"):
@@ -138,7 +137,7 @@ def test_an_archive_with_other_paths_is_refused(tmp_path: Path) -> None:
             info.size = 2
             tar.addfile(info, io.BytesIO(b"{}"))
     with pytest.raises(OreError, match="unexpected entry '../outside.txt'"):
-        verify(ws, evil)
+        verify(evil)
     assert not (tmp_path / "outside.txt").exists()
 
 
@@ -188,7 +187,7 @@ def test_without_keys_the_backup_says_so_and_the_restore_warns(tmp_path: Path) -
     ws = filled(tmp_path / "ws", tmp_path)
     m = backup(ws, tmp_path / "b.tar", keys=False, user="os:ops")
     assert not any(name.startswith("keys/") for name in m["files"]) and "holds no keys" in m["notice"]
-    assert verify(ws, tmp_path / "b.tar").ok
+    assert verify(tmp_path / "b.tar").ok
     target = tmp_path / "restored"
     r = restore(tmp_path / "b.tar", target, settings=open_ws(target).settings, user="os:ops")
     assert any("key backup" in w for w in r.warnings)
@@ -272,7 +271,7 @@ def test_a_postgresql_store_is_dumped_and_restored(two_pg_databases: tuple[str, 
     ws = filled(tmp_path / "ws", tmp_path, database_url=source)
     m = backup(ws, tmp_path / "b.tar", user="os:ops")
     assert m["store"] == "postgresql" and "cases.pgdump" in m["files"] and "cases.sqlite" not in m["files"]
-    assert verify(ws, tmp_path / "b.tar").ok
+    assert verify(tmp_path / "b.tar").ok
     target = open_ws(tmp_path / "restored", database_url=empty)
     r = restore(tmp_path / "b.tar", target.root, settings=target.settings, user="os:ops")
     assert r.checks.ok and r.rollback is None

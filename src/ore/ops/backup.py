@@ -82,9 +82,10 @@ def _libpq_url(url: str) -> str:
 
 
 @contextmanager
-def _staging(ws: Workspace, prefix: str) -> Iterator[Path]:
-    """A private directory inside the workspace (same file system, so files move in by rename); removed after."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=ws.tmp))
+def _staging(ws: Workspace | None, prefix: str) -> Iterator[Path]:
+    """A private directory (mode 0700) inside the workspace, so files move in by rename, else in the system's
+    temporary directory; removed after, with whatever keys were unpacked into it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=ws.tmp if ws is not None else None))
     try:
         yield path
     finally:
@@ -362,13 +363,13 @@ def _verify_unpacked(root: Path, manifest: dict[str, Any], v: Verification) -> N
             v.add("bulk tables", False, f"ore.duckdb does not open: {e}")
 
 
-def verify(ws: Workspace, archive: Path) -> Verification:
-    """Check a backup without restoring it: hashes, the copy opens, its audit chain verifies."""
+def verify(archive: Path) -> Verification:
+    """Check a backup without restoring it (nor needing a workspace): hashes, the copy opens, its chain verifies."""
     archive = Path(archive).expanduser()
     if not archive.is_file():
         raise OreError(f"{archive}: no such backup file")
     v = Verification()
-    with _staging(ws, "verify-") as stage:
+    with _staging(None, "ore-verify-") as stage:
         v.manifest = _extract(archive, stage)
         _verify_unpacked(stage, v.manifest, v)
     return v
@@ -449,7 +450,14 @@ def restore(archive: Path, target: Path, *, settings: Any, user: str, purpose: s
                 os.replace(p, ws.root / "keys" / p.name)
         else:
             result.warnings.append(NO_KEYS_NOTE)
-        if kind != "none":
+        if kind == "none":  # the case store is restored by the operator's own tooling: still on its record
+            try:
+                _record(ws, user=user, action="ops.restore", category="alteration", purpose=purpose,
+                        objects=[archive.name], detail={"file": str(archive), "store": "not in the backup"})
+            except OreError as e:
+                result.warnings.append(f"the restore could not be recorded in the audit log ({e}); record it "
+                                       "once the case store is back")
+        else:
             store = store_for(ws)  # brings an older backup's schema to this ore's head
             try:
                 with store.session() as s:

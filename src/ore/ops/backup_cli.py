@@ -48,9 +48,7 @@ def backup_command(
     from ore.ops.backup import backup, verify
 
     if verify_only:
-        from ore import cli
-
-        v = verify(cli._workspace(), archive)
+        v = verify(archive)
         _print_checks(f"backup {archive.name} of {v.manifest.get('created_at')} (ore {v.manifest.get('ore_version')})",
                       v.checks)
         if not v.ok:
@@ -88,7 +86,7 @@ def restore_command(
     from ore.ops.cli import _workspace_from
 
     if verify_only:
-        v = verify(cli._workspace(), archive)
+        v = verify(archive)
         _print_checks(f"backup {archive.name}", v.checks)
         raise typer.Exit(0 if v.ok else 1)
     target = _workspace_from(ctx, workspace) or get_settings().workspace
