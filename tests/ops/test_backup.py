@@ -280,3 +280,19 @@ def test_a_postgresql_store_is_dumped_and_restored(two_pg_databases: tuple[str, 
     again = open_ws(tmp_path / "again", database_url=empty)
     with pytest.raises(OreError, match="database of ORE_DATABASE_URL is not empty"):
         restore(tmp_path / "b.tar", again.root, settings=again.settings, user="os:ops")
+
+
+def test_a_backup_of_a_broken_audit_chain_is_refused_and_the_refusal_recorded(tmp_path: Path) -> None:
+    ws = filled(tmp_path / "ws", tmp_path)
+    con = sqlite3.connect(ws.root / "cases.sqlite")
+    con.execute(f"UPDATE {AuditEntry.__tablename__} SET detail = '{{\"changed\": true}}' WHERE seq = 1")
+    con.commit()
+    con.close()
+    with pytest.raises(OreError, match="the audit log does not verify"):
+        backup(ws, tmp_path / "b.tar", user="os:ops")
+    assert not (tmp_path / "b.tar").exists() and not list(tmp_path.glob(".b.tar*"))
+    store = store_for(ws)
+    with store.session() as s:
+        last = s.query(AuditEntry).order_by(AuditEntry.seq.desc()).first()
+        assert (last.action, last.outcome.split(":")[0]) == ("ops.backup", "failed")
+    store.dispose()

@@ -42,7 +42,14 @@ def make_checkpoint(session: Session, key: Ed25519PrivateKey, *, at: datetime | 
     v = verify_chain(session)
     if not v.ok:
         raise OreError(f"the audit log does not verify, so no checkpoint was made: {v.problem}")
-    body = {"format": FORMAT, "seq": v.last_seq, "hash": v.last_hash,
+    return checkpoint_of(v.last_seq, v.last_hash, key, at=at)
+
+
+def checkpoint_of(seq: int, digest: str, key: Ed25519PrivateKey, *, at: datetime | None = None) -> dict[str, Any]:
+    """A signed checkpoint of a head already verified (a backup signs the head its copy is known to hold)."""
+    from ore.report.package_sign import fingerprint
+
+    body = {"format": FORMAT, "seq": seq, "hash": digest,
             "created_at": (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds"),
             "key_fingerprint": fingerprint(key)}
     return {"checkpoint": body, "signature": base64.b64encode(key.sign(_canonical(body))).decode("ascii")}

@@ -123,30 +123,33 @@ def _copy_duckdb(ws: Workspace, target: Path) -> None:
 
 
 def _audit_head(url: str) -> dict[str, Any]:
+    """The verified audit head and schema revision of the case store at ``url``; refuses a broken chain."""
     from ore.audit import verify_chain
-    from ore.store import open_store
+    from ore.store import current_revision, open_store
 
     store = open_store(url, upgrade=False)
     try:
         with store.session() as s:
             v = verify_chain(s)
+        revision = current_revision(store.engine)
     finally:
         store.dispose()
     if not v.ok:
         raise OreError(f"the audit log does not verify ({v.problem}); back up nothing over it: keep this copy as "
                        "evidence and see docs/operator.md, Logs and monitoring")
-    return {"seq": v.last_seq, "hash": v.last_hash, "entries": v.entries}
+    return {"seq": v.last_seq, "hash": v.last_hash, "entries": v.entries, "schema": revision}
 
 
 def _record(ws: Workspace, *, user: str, action: str, category: str, purpose: str, objects: list[str],
-            detail: dict[str, Any], url: str | None = None) -> None:
+            detail: dict[str, Any], outcome: str = "ok") -> None:
     from ore.audit import record
-    from ore.store import open_store, store_for
+    from ore.store import store_for
 
-    store = open_store(url) if url else store_for(ws)
+    store = store_for(ws)
     try:
         with store.session() as s:
-            record(s, user=user, action=action, category=category, objects=objects, purpose=purpose, detail=detail)
+            record(s, user=user, action=action, category=category, objects=objects, purpose=purpose, detail=detail,
+                   outcome=outcome)
     finally:
         store.dispose()
 
@@ -154,11 +157,6 @@ def _record(ws: Workspace, *, user: str, action: str, category: str, purpose: st
 def backup(ws: Workspace, out: Path, *, user: str, purpose: str = "administration", keys: bool = True,
            store: bool = True) -> dict[str, Any]:
     """Write a verified backup of ``ws`` to ``out`` (mode 0600); returns its manifest."""
-    from ore.audit import make_checkpoint, write_checkpoint
-    from ore.audit.checkpoint import kept_checkpoint
-    from ore.report.package_sign import signing_key
-    from ore.store import head_revision, open_store
-
     out = Path(out).expanduser().resolve()
     if out.exists():
         raise OreError(f"{out} exists: a backup never overwrites a file (give a new name)")
@@ -166,26 +164,48 @@ def backup(ws: Workspace, out: Path, *, user: str, purpose: str = "administratio
         raise OreError(f"{out.parent} is not a directory")
     if ws.root == out.parent or ws.root in out.parents:
         raise OreError(f"{out} is inside the workspace: write the backup elsewhere")
-    sqlite_path = _sqlite_file(ws)
-    with ws.lock(f"backup to {out.name}"), _staging(ws, "backup-") as stage:
-        key = signing_key(ws)  # made now if it is not yet, so the backup holds the key its checkpoint needs
+    what = {"file": str(out), "keys": keys, "store": store}
+    with ws.lock(f"backup to {out.name}"):
         # the entry goes in first, so that the copy holds the record of its own making
         _record(ws, user=user, action="ops.backup", category="disclosure", purpose=purpose, objects=[out.name],
-                detail={"file": str(out), "keys": keys, "store": store})
+                detail=what)
+        try:
+            return _backup(ws, out, keys=keys, store=store)
+        except BaseException as e:
+            _record(ws, user=user, action="ops.backup", category="disclosure", purpose=purpose, objects=[out.name],
+                    detail=what, outcome=f"failed: {e}"[:2000])
+            raise
+
+
+def _backup(ws: Workspace, out: Path, *, keys: bool, store: bool) -> dict[str, Any]:
+    from ore.audit import make_checkpoint, write_checkpoint
+    from ore.audit.checkpoint import checkpoint_of, kept_checkpoint
+    from ore.report.package_sign import signing_key
+    from ore.store import head_revision, open_store
+
+    sqlite_path = _sqlite_file(ws)
+    key = signing_key(ws)  # made now if it is not yet, so the backup holds the key its checkpoint needs
+    with _staging(ws, "backup-") as stage:
         files: list[str] = []
         head: dict[str, Any] | None = None
-        copy_url = ""
+        checkpoint: dict[str, Any] | None = None
         if store and sqlite_path is not None:
             _copy_sqlite(sqlite_path, stage / SQLITE)
             files.append(SQLITE)
             head = _audit_head(f"sqlite:///{stage / SQLITE}")
-            copy_url = f"sqlite:///{stage / SQLITE}"
+            copy = open_store(f"sqlite:///{stage / SQLITE}", upgrade=False)
+            try:
+                with copy.session() as s:
+                    checkpoint = make_checkpoint(s, key)  # of the copy's own head
+            finally:
+                copy.dispose()
         elif store:
-            # the head before the dump: the dump holds at least that entry, so this backup never looks behind it
+            # PostgreSQL: the head read before the dump, which the dump is sure to hold (later entries may be
+            # in it too), so a restore of this backup never looks behind its own checkpoint
             head = _audit_head(ws.database_url)
             _dump_postgresql(ws.database_url, stage / PGDUMP)
             files.append(PGDUMP)
-            copy_url = ws.database_url
+            checkpoint = checkpoint_of(head["seq"], head["hash"], key)
         if ws.duckdb_path.exists():
             _copy_duckdb(ws, stage / DUCKDB)
             files.append(DUCKDB)
@@ -195,16 +215,6 @@ def backup(ws: Workspace, out: Path, *, user: str, purpose: str = "administratio
                 if p.is_file() and not p.name.startswith("."):
                     shutil.copy2(p, stage / "keys" / p.name)
                     files.append(f"keys/{p.name}")
-        checkpoint = None
-        if head is not None and copy_url != ws.database_url:  # SQLite: the copy's own head
-            cp_store = open_store(copy_url, upgrade=False)
-            try:
-                with cp_store.session() as s:
-                    checkpoint = make_checkpoint(s, key)
-            finally:
-                cp_store.dispose()
-        elif head is not None:  # PostgreSQL: the head read before the dump, which the dump is sure to hold
-            checkpoint = _checkpoint_of(head, key)
         if checkpoint is not None:
             write_checkpoint(stage / CHECKPOINT, checkpoint)
             files.append(CHECKPOINT)
@@ -213,10 +223,11 @@ def backup(ws: Workspace, out: Path, *, user: str, purpose: str = "administratio
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "ore_version": __version__,
             "schema_head": head_revision(),
+            "schema": head["schema"] if head else None,
             "store": "none" if not store else "sqlite" if sqlite_path is not None else "postgresql",
-            "audit_head": head,
+            "audit_head": {k: head[k] for k in ("seq", "hash", "entries")} if head else None,
             "keys_included": keys,
-            "key_versions": sorted(ws.card_key_files()) if ws.has_card_key() else [],
+            "key_versions": sorted(ws.card_key_files()),
             "notice": KEYS_WARNING if keys else NO_KEYS_NOTE,
             "files": {name: {"sha256": _sha256(stage / name), "bytes": (stage / name).stat().st_size}
                       for name in files},
@@ -226,19 +237,6 @@ def backup(ws: Workspace, out: Path, *, user: str, purpose: str = "administratio
     if checkpoint is not None and (kept := kept_checkpoint(ws.settings)) is not None:
         write_checkpoint(kept, checkpoint)
     return manifest
-
-
-def _checkpoint_of(head: dict[str, Any], key: Any) -> dict[str, Any]:
-    """A signed checkpoint of a head read earlier (``make_checkpoint`` reads the log's current head)."""
-    import base64
-
-    from ore.audit.checkpoint import FORMAT as CP_FORMAT
-    from ore.audit.checkpoint import _canonical
-    from ore.report.package_sign import fingerprint
-
-    body = {"format": CP_FORMAT, "seq": head["seq"], "hash": head["hash"],
-            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "key_fingerprint": fingerprint(key)}
-    return {"checkpoint": body, "signature": base64.b64encode(key.sign(_canonical(body))).decode("ascii")}
 
 
 def _write_tar(out: Path, stage: Path, names: list[str]) -> None:
