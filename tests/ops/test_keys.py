@@ -188,17 +188,21 @@ def test_case_store_records_are_rekeyed_too(ws: Workspace, tmp_path: Path) -> No
 
     from ore.store.models import Record
 
-    ingest(ws, package(tmp_path / "a", "PKG-A", ALERTED))
-    _import_one_record(ws, token(ws, 1, ALERTED))
+    ingest(ws, package(tmp_path / "a", "PKG-A", ALERTED, OTHER))
+    _import_records(ws, [token(ws, 1, ALERTED), token(ws, 1, OTHER), token(ws, 1, OTHER)])
     rotate(ws, user="ops")
-    ingest(ws, package(tmp_path / "a", "PKG-A", ALERTED))
-    assert rekey(ws, user="ops").rows["case store records"] == 1
+    with pytest.raises(OreError, match=r"case store records \(distinct cards\): 2"):
+        rekey(ws, user="ops")
+    ingest(ws, package(tmp_path / "a", "PKG-A", ALERTED, OTHER))
+    assert rekey(ws, user="ops").rows["case store records"] == 3
     with store_for(ws).session() as s:
-        assert s.execute(select(Record.card_token, Record.card_key_version)).all() == [(token(ws, 2, ALERTED), 2)]
+        got = s.execute(select(Record.card_token, Record.card_key_version).order_by(Record.record_ref)).all()
+    assert got == [(token(ws, 2, n), 2) for n in (ALERTED, OTHER, OTHER)]
 
 
-def _import_one_record(ws: Workspace, card_token: str) -> None:
-    from datetime import UTC, datetime
+def _import_records(ws: Workspace, tokens: list[str]) -> None:
+    """Records in the case store as an import of PKG-A leaves them (the token and its key version)."""
+    from datetime import date
 
     from ore.store.models import Operation, Package, Person, Record
 
@@ -206,12 +210,12 @@ def _import_one_record(ws: Workspace, card_token: str) -> None:
         op = Operation(name="test")
         s.add(op)
         s.flush()
-        pkg = Package(operation_id=op.id, package_ref="PKG-A", received=datetime(2002, 5, 20, tzinfo=UTC).date())
+        pkg = Package(operation_id=op.id, package_ref="PKG-A", received=date(2002, 5, 20))
         s.add(pkg)
         s.flush()
         person = Person(package_id=pkg.id, person_ref="P-1", kind="identified")
         s.add(person)
         s.flush()
-        s.add(Record(package_id=pkg.id, person_id=person.id, record_ref="PKG-A-1", card_token=card_token,
-                     card_key_version=1, card_masked="492900******0001", card_last4="0001"))
-
+        for i, t in enumerate(tokens):
+            s.add(Record(package_id=pkg.id, person_id=person.id, record_ref=f"PKG-A-{i + 1}", card_token=t,
+                         card_key_version=1, card_masked="492900******0001", card_last4="0001"))

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ore.errors import OreError
 from ore.ingest.cards import key_fingerprint
@@ -170,6 +170,9 @@ def _unpaired(ws: Workspace, old: int, new: int) -> dict[str, int]:
 def rotate(ws: Workspace, *, user: str, purpose: str = "administration") -> int:
     """Add the next key version; new data is tokenised under it as well as under the stored tokens' key."""
     with ws.lock("keys rotate"):
+        if not ws.has_card_key() and ws.duckdb_path.exists():
+            raise OreError(f"workspace {ws.root} holds data but no card key: restore keys/ from the key backup "
+                           "first; a rotation from a new key would leave every token held unmatched")
         ws.card_key()  # a workspace with no key yet gets version 1 first
         version = ws.add_card_key()
         _audit(ws, user=user, action="keys.rotate", purpose=purpose,
@@ -225,11 +228,15 @@ def rekey(ws: Workspace, *, user: str, purpose: str = "administration") -> Rekey
                     if n:
                         swapped[t] = int(n)
                 with store.session() as s:
-                    n_rec = 0
-                    for token, twin in pairs.items():
-                        n_rec += s.execute(update(Record).where(Record.card_token == token,
-                                                                Record.card_key_version == old)
-                                           .values(card_token=twin, card_key_version=new)).rowcount
+                    # every record under the old key has its twin (checked above): one statement, many rows
+                    n_rec = s.scalar(select(func.count()).select_from(Record).where(
+                        Record.card_key_version == old, Record.card_token.is_not(None))) or 0
+                    t = Record.__table__
+                    if pairs:
+                        s.execute(update(t).where(t.c.card_token == bindparam("old_token"),
+                                                  t.c.card_key_version == old)
+                                  .values(card_token=bindparam("new_token"), card_key_version=new),
+                                  [{"old_token": a, "new_token": b} for a, b in pairs.items()])
                     if n_rec:
                         swapped["case store records"] = n_rec
                     _record(s, user=user, action="keys.rekey", category="alteration", purpose=purpose,
