@@ -219,3 +219,25 @@ def _import_records(ws: Workspace, tokens: list[str]) -> None:
         for i, t in enumerate(tokens):
             s.add(Record(package_id=pkg.id, person_id=person.id, record_ref=f"PKG-A-{i + 1}", card_token=t,
                          card_key_version=1, card_masked="492900******0001", card_last4="0001"))
+
+
+def test_a_rekey_that_fails_half_way_changes_nothing_and_can_be_run_again(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ore.ops.keys as keys
+
+    ingest(ws, package(tmp_path / "a", "PKG-A", ALERTED))
+    _import_records(ws, [token(ws, 1, ALERTED)])
+    rotate(ws, user="ops")
+    ingest(ws, package(tmp_path / "a", "PKG-A", ALERTED))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keys, "_record", fail)  # the case store's part fails after the bulk tables were updated
+    with pytest.raises(OSError, match="disk full"):
+        rekey(ws, user="ops")
+    assert query(ws, "SELECT DISTINCT card_key_version FROM leads") == [(1,)]
+    assert ws.tokenising_version() == 1 and status(ws).versions[0].rows == {"leads": 1, "case store records": 1}
+    monkeypatch.undo()
+    assert rekey(ws, user="ops").rows == {"leads": 1, "case store records": 1}
+    assert status(ws).versions[1].rows == {"leads": 1, "case store records": 1}
