@@ -65,7 +65,7 @@ def keys_status(
         return
     table = Table(title="Card-token keys")
     for col in ("version", "fingerprint", "created (UTC)", "role", "tokens held"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for v in st.versions:
         held = ", ".join(f"{t} {n:,}" for t, n in v.rows.items()) or "none"
         table.add_row(f"v{v.version}", v.fingerprint, v.created, v.role, held)
