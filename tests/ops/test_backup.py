@@ -296,3 +296,12 @@ def test_a_backup_of_a_broken_audit_chain_is_refused_and_the_refusal_recorded(tm
         last = s.query(AuditEntry).order_by(AuditEntry.seq.desc()).first()
         assert (last.action, last.outcome.split(":")[0]) == ("ops.backup", "failed")
     store.dispose()
+
+
+def test_staging_left_by_a_killed_backup_or_restore_is_removed_by_the_next(tmp_path: Path) -> None:
+    ws = filled(tmp_path / "ws", tmp_path)
+    for name in ("backup-killed", "restore-killed"):
+        (ws.tmp / name / "keys").mkdir(parents=True)
+        (ws.tmp / name / "keys" / "card-v1.key").write_bytes(b"k" * 32)
+    backup(ws, tmp_path / "b.tar", user="os:ops")
+    assert list(ws.tmp.iterdir()) == []

@@ -81,6 +81,16 @@ def _libpq_url(url: str) -> str:
     return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _remove_stale(ws: Workspace) -> None:
+    """Staging left by a backup or restore that was killed holds keys and personal data: it goes now.
+
+    Call under the workspace lock: every staging directory is made under it, so none is in use.
+    """
+    for prefix in ("backup-", "restore-"):
+        for stale in ws.tmp.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextmanager
 def _staging(ws: Workspace | None, prefix: str) -> Iterator[Path]:
     """A private directory (mode 0700) inside the workspace, so files move in by rename, else in the system's
@@ -166,6 +176,7 @@ def backup(ws: Workspace, out: Path, *, user: str, purpose: str = "administratio
         raise OreError(f"{out} is inside the workspace: write the backup elsewhere")
     what = {"file": str(out), "keys": keys, "store": store}
     with ws.lock(f"backup to {out.name}"):
+        _remove_stale(ws)
         # the entry goes in first, so that the copy holds the record of its own making
         _record(ws, user=user, action="ops.backup", category="disclosure", purpose=purpose, objects=[out.name],
                 detail=what)
@@ -402,10 +413,6 @@ def _is_empty(root: Path) -> bool:
 def restore(archive: Path, target: Path, *, settings: Any, user: str, purpose: str = "administration",
             force: bool = False, checkpoint: Path | None = None) -> Restored:
     """Restore a backup into the workspace ``target``; see the module docstring."""
-    from ore.audit import verify_chain
-    from ore.audit.checkpoint import check_kept_checkpoint, kept_checkpoint
-    from ore.store import store_for
-
     archive = Path(archive).expanduser().resolve()
     if not archive.is_file():
         raise OreError(f"{archive}: no such backup file")
@@ -414,7 +421,19 @@ def restore(archive: Path, target: Path, *, settings: Any, user: str, purpose: s
         raise OreError(f"workspace {target} is not empty: restoring would replace what it holds. Restore into an "
                        "empty directory, or give --force (back the current one up first)")
     ws = Workspace.open(target, settings)
-    with ws.lock(f"restore from {archive.name}"), _staging(ws, "restore-") as stage:
+    with ws.lock(f"restore from {archive.name}"):
+        _remove_stale(ws)
+        return _restore(ws, archive, target, settings=settings, user=user, purpose=purpose, force=force,
+                        checkpoint=checkpoint)
+
+
+def _restore(ws: Workspace, archive: Path, target: Path, *, settings: Any, user: str, purpose: str, force: bool,
+             checkpoint: Path | None) -> Restored:
+    from ore.audit import verify_chain
+    from ore.audit.checkpoint import check_kept_checkpoint, kept_checkpoint
+    from ore.store import store_for
+
+    with _staging(ws, "restore-") as stage:
         manifest = _extract(archive, stage)
         checks = Verification(manifest)
         _verify_unpacked(stage, manifest, checks)
