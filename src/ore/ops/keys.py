@@ -19,6 +19,8 @@ Each step writes an audit entry.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +61,19 @@ class KeyStatus:
                 "versions": [v.__dict__ for v in self.versions], "unpaired": self.unpaired}
 
 
+@contextmanager
+def _session(ws: Workspace) -> Iterator[Any]:
+    """A system session on the workspace's case store, whose engine is disposed after."""
+    from ore.store import store_for
+
+    store = store_for(ws)
+    try:
+        with store.session() as s:
+            yield s
+    finally:
+        store.dispose()
+
+
 def _token_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Bulk tables holding card tokens with their key version (leads, card alerts, ...)."""
     rows = con.execute("""SELECT table_name FROM information_schema.columns
@@ -85,10 +100,9 @@ def _bulk_usage(ws: Workspace) -> dict[int, dict[str, int]]:
 
 
 def _store_usage(ws: Workspace) -> dict[int, int]:
-    from ore.store import store_for
     from ore.store.models import Record
 
-    with store_for(ws).session() as s:
+    with _session(ws) as s:
         rows = s.execute(select(Record.card_key_version, func.count()).where(Record.card_token.is_not(None))
                          .group_by(Record.card_key_version)).all()
     return {int(v): int(n) for v, n in rows if v is not None}
@@ -124,10 +138,9 @@ def _pairs_for(ws: Workspace, tokens: list[str], old: int, new: int) -> dict[str
 
 
 def _store_tokens(ws: Workspace, version: int) -> list[str]:
-    from ore.store import store_for
     from ore.store.models import Record
 
-    with store_for(ws).session() as s:
+    with _session(ws) as s:
         return list(s.scalars(select(Record.card_token).where(Record.card_key_version == version,
                                                               Record.card_token.is_not(None)).distinct()))
 
@@ -194,7 +207,6 @@ def rekey(ws: Workspace, *, user: str, purpose: str = "administration") -> Rekey
     Re-running after an interruption finishes the job: only tokens still under the old
     version are swapped, and the stored tokens' version is recorded only at the end.
     """
-    from ore.store import store_for
     from ore.store.models import Record
 
     with ws.lock("keys rekey"):
@@ -215,7 +227,6 @@ def rekey(ws: Workspace, *, user: str, purpose: str = "administration") -> Rekey
         swapped: dict[str, int] = {}
         tokens = _store_tokens(ws, old)
         pairs = _pairs_for(ws, tokens, old, new)
-        store = store_for(ws)
         with ws.duckdb() as con:
             con.execute(NEXT_SQL)
             con.execute("BEGIN TRANSACTION")
@@ -227,7 +238,7 @@ def rekey(ws: Workspace, *, user: str, purpose: str = "administration") -> Rekey
                                           AND p.token = {t}.card_token""", [old, old, new]).fetchall()[0][0]
                     if n:
                         swapped[t] = int(n)
-                with store.session() as s:
+                with _session(ws) as s:
                     # every record under the old key has its twin (checked above): one statement, many rows
                     n_rec = s.scalar(select(func.count()).select_from(Record).where(
                         Record.card_key_version == old, Record.card_token.is_not(None))) or 0
@@ -280,9 +291,7 @@ def retire(ws: Workspace, version: int, *, user: str, purpose: str = "administra
 
 
 def _audit(ws: Workspace, *, user: str, action: str, purpose: str, detail: dict[str, Any]) -> None:
-    from ore.store import store_for
-
-    with store_for(ws).session() as s:
+    with _session(ws) as s:
         _record(s, user=user, action=action, category="access", purpose=purpose, detail=detail)
 
 
