@@ -1257,17 +1257,21 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id (ore to
 @user_errors
 def audit_verify(
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="Also check against a checkpoint exported earlier.")
+        Path | None, typer.Option("--checkpoint", help="Also check against a checkpoint exported earlier "
+                                              "[default: ORE_AUDIT_CHECKPOINT, once it exists].")
     ] = None,
 ) -> None:
     """Walk the hash chain and name the first entry that does not fit; exit 1 if any."""
     from ore.audit import check_checkpoint, read_checkpoint, record_for, verify_chain
+    from ore.audit.checkpoint import check_kept_checkpoint, kept_checkpoint
     from ore.report.package_sign import signing_key
 
     ws = _workspace()
     with _acting("audit", "audit.verify", "verify the audit log") as s:
         v = verify_chain(s)
         c = check_checkpoint(s, read_checkpoint(checkpoint), signing_key(ws).public_key()) if checkpoint else None
+        if c is None and (kept := kept_checkpoint(ws.settings)) is not None and kept.exists():  # ORE_AUDIT_CHECKPOINT
+            c = check_kept_checkpoint(s, kept, ws.root / "keys")
     ok = v.ok and (c is None or c.ok)
     if v.ok:
         console.print(Text(f"ok: {v.entries:,} entries, chain intact up to entry {v.last_seq} ({v.last_hash[:16]}...)"))
@@ -1415,6 +1419,15 @@ def retention_purge(
 from ore.ops.cli import doctor  # noqa: E402 - registered last, beside the commands it checks
 
 app.command("doctor")(doctor)
+
+from ore.ops.keys_cli import keys_app  # noqa: E402 - card-token key rotation (docs/operator.md)
+
+app.add_typer(keys_app, name="keys")
+
+from ore.ops.backup_cli import backup_command, restore_command  # noqa: E402 - backup and restore of a workspace
+
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

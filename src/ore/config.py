@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         200, gt=1, description="Highest compression ratio accepted in a zip or xlsx archive over 1 MB "
         "unpacked (per entry and in all); above it the archive is refused as a possible zip bomb."
     )
+    audit_checkpoint: Path | None = Field(
+        None, description="File kept outside the workspace holding the latest signed audit checkpoint: "
+        "ore backup renews it; ore audit verify, ore doctor and ore restore check the log still reaches it."
+    )
 
 
 def get_settings(**overrides: object) -> Settings:

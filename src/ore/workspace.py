@@ -25,6 +25,7 @@ from ore.config import Settings, get_settings
 from ore.errors import OreError, WorkspaceBusy
 
 KEY_BYTES = 32
+STATE_FILE = "card-state.json"  # the key version of the stored tokens, once a re-key moved them
 
 
 @dataclass(frozen=True)
@@ -108,17 +109,58 @@ class Workspace:
     # --- card-token keys -------------------------------------------------------------
 
     def card_key(self) -> tuple[int, bytes]:
-        """The current card-token key and its version, generating version 1 on first use.
+        """The key every stored card token is made under, and its version; version 1 is made on first use.
 
-        Keys live in ``keys/card-vN.key`` (mode 0600). A newer version is added by
-        rotation (issue 10); the highest version tokenises new data.
+        Keys live in ``keys/card-vN.key`` (mode 0600). Every ``card_token`` ore holds is made
+        under one version, so that tokens compare by equality everywhere (holdings, cases,
+        resolve): the oldest key until ``ore keys rekey`` moves the data to the newest
+        (``keys/card-state.json`` records the move). A newer key made by ``ore keys rotate``
+        tokenises new data too (``next_card_key``), until the re-key.
         """
-        keys = sorted(self._key_files(), key=lambda kv: kv[0])
+        keys = dict(self._key_files())
         if not keys:
             self._write_key(1)
-            keys = self._key_files()
-        version, path = keys[-1]
-        return version, self._read_key(path)
+            keys = dict(self._key_files())
+        version = self.tokenising_version()
+        if version not in keys:
+            raise OreError(
+                f"keys/card-state.json says card tokens are made under key version {version}, but "
+                f"keys/card-v{version}.key is missing: restore it from the operator's backup"
+            )
+        return version, self._read_key(keys[version])
+
+    def next_card_key(self) -> tuple[int, bytes] | None:
+        """The newest key while a rotation is in progress (new data is tokenised under it as well), else None."""
+        keys = dict(self._key_files())
+        if not keys:
+            return None
+        newest = max(keys)
+        if newest <= self.tokenising_version():
+            return None
+        return newest, self._read_key(keys[newest])
+
+    def tokenising_version(self) -> int:
+        """The key version of every stored card token: as recorded by the last re-key, else the oldest key."""
+        state = self.root / "keys" / STATE_FILE
+        if state.exists():
+            try:
+                return int(json.loads(state.read_text(encoding="utf-8"))["version"])
+            except (ValueError, KeyError, TypeError):
+                raise OreError(f"{state} is damaged: restore it from the backup (it names the key version "
+                               "of the stored card tokens)") from None
+        versions = [v for v, _ in self._key_files()]
+        return min(versions) if versions else 1
+
+    def set_tokenising_version(self, version: int) -> None:
+        """Record that every stored card token is now made under ``version`` (after a re-key); under the lock."""
+        _write_private(self.root / "keys" / STATE_FILE, json.dumps({"version": version}).encode("utf-8"))
+
+    def add_card_key(self) -> int:
+        """Make the next key version (a rotation); returns it. Call under the workspace lock."""
+        versions = [v for v, _ in self._key_files()]
+        version = max(versions, default=0) + 1
+        self._write_key(version)
+        return version
 
     def has_card_key(self) -> bool:
         return bool(self._key_files())
@@ -130,6 +172,10 @@ class Workspace:
     def card_keys(self) -> dict[int, bytes]:
         """Every key version present, for matching data tokenised under older keys."""
         return {v: self._read_key(p) for v, p in self._key_files()}
+
+    def card_key_files(self) -> dict[int, Path]:
+        """Every key version present and its file."""
+        return dict(sorted(self._key_files()))
 
     @staticmethod
     def _read_key(path: Path) -> bytes:
@@ -157,17 +203,24 @@ class Workspace:
         The key appears under its real name only complete, so a run killed while
         writing it leaves no empty key behind to tokenise with.
         """
-        keys = self.root / "keys"
-        path = keys / f"card-v{version}.key"
-        fd, tmp = tempfile.mkstemp(prefix=".new-", dir=keys)  # mkstemp creates it with mode 0600
+        _write_private(self.root / "keys" / f"card-v{version}.key", secrets.token_bytes(KEY_BYTES), replace=False)
+
+
+def _write_private(path: Path, data: bytes, *, replace: bool = True) -> None:
+    """Write ``data`` whole, mode 0600, under a temporary name first; ``replace=False`` keeps an existing file."""
+    fd, tmp = tempfile.mkstemp(prefix=".new-", dir=path.parent)  # mkstemp creates it with mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(KEY_BYTES))
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process created it first; use theirs
-        finally:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first; use theirs
+    finally:
+        if os.path.exists(tmp):
             os.unlink(tmp)

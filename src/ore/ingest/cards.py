@@ -69,13 +69,35 @@ def hide_number(text: str, digits: str) -> str:
 
 
 class Tokeniser:
-    """Keyed tokens of card numbers; one keyed HMAC object copied per card for speed."""
+    """Keyed tokens of card numbers; one keyed HMAC object copied per card for speed.
 
-    def __init__(self, key: bytes, version: int) -> None:
+    During a key rotation (``next_key`` given) each card is tokenised under the new key as
+    well: ``pairs`` maps every token made to the same card's token under the new key, so the
+    data can later be moved to the new key (``ore keys rekey``) without the clear numbers.
+    """
+
+    def __init__(self, key: bytes, version: int, next_key: tuple[int, bytes] | None = None) -> None:
         self.version = version
         self._base = hmac.new(key, digestmod=hashlib.sha256)
+        self.next_version: int | None = next_key[0] if next_key else None
+        self._next = hmac.new(next_key[1], digestmod=hashlib.sha256) if next_key else None
+        self.pairs: dict[str, str] = {}
 
     def token(self, digits: str) -> str:
         h = self._base.copy()
         h.update(digits.encode("ascii"))
-        return h.hexdigest()
+        token = h.hexdigest()
+        if self._next is not None and token not in self.pairs:
+            n = self._next.copy()
+            n.update(digits.encode("ascii"))
+            self.pairs[token] = n.hexdigest()
+        return token
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Names a key without revealing it: HMAC-SHA256 of a fixed label under the key, first 16 hex digits.
+
+    Two copies of one key show the same fingerprint; the fingerprint gives nothing towards the
+    key or any card's token (the label is not a card number).
+    """
+    return hmac.new(key, b"ore card-token key fingerprint", hashlib.sha256).hexdigest()[:16]

@@ -25,12 +25,13 @@ from ore.errors import OreError, PackageRejected, disk_full
 from ore.ingest import archive, bulk
 from ore.ingest.accept import (QUARANTINE_COLUMNS, WARNING_COLUMNS, FileReport, Mapping, check_row,
                                masked_row, readable)
-from ore.ingest.cards import Tokeniser, card_digits
+from ore.ingest.cards import card_digits
 from ore.ingest.csvrows import SourceRow
 from ore.ingest.manifest import Manifest, manifest_for_export, read_manifest, sha256_file
 from ore.ingest.schema import LEADS, VISITS, FileSpec, RowChecker
 from ore.ingest.sources import open_rows
 from ore.ingest.tables import create_schema, insert_rows, table_columns
+from ore.ingest.tokens import keep_next_tokens, learn_next_tokens, tokeniser_for
 from ore.workspace import Workspace
 
 BATCH_ROWS = 50_000
@@ -228,6 +229,9 @@ def _store(
         ).fetchall()
         if known:
             if known[0][0] == manifest.fingerprint:
+                # during a key rotation, reading it again pairs its cards with the new key (ore keys rekey)
+                learn_next_tokens(ws, con, [(spec, files[spec.file], spec.file) for spec in (LEADS, VISITS)
+                                            if spec.file in files], package_id=manifest.package_id, mapping=mapping)
                 reports = con.execute(
                     "SELECT file, rows_read, accepted, quarantined, warnings FROM ingest_files "
                     "WHERE package_id = ? ORDER BY file",
@@ -239,8 +243,8 @@ def _store(
                 "a corrected package needs a new package_id"
             )
         had_key = ws.has_card_key()
-        version, key = ws.card_key()
-        tokeniser = Tokeniser(key, version)
+        tokeniser = tokeniser_for(ws)
+        version = tokeniser.version
         received = manifest.received
         now = datetime.now(UTC).replace(tzinfo=None)
         report = IngestReport(manifest.package_id, "ingested")
@@ -279,6 +283,7 @@ def _store(
                 [manifest.package_id, raw.get("operation"), raw.get("source"), received,
                  raw.get("jurisdiction"), manifest.to_json(), manifest.fingerprint, now, mapping_text],
             )
+            keep_next_tokens(con, tokeniser)
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)

@@ -18,6 +18,7 @@ from ore.ingest.manifest import sha256_file
 from ore.ingest.package import FileReport, Progress, _no_progress, load_file
 from ore.ingest.schema import REFERENCE, FileSpec, RowChecker
 from ore.ingest.tables import create_schema
+from ore.ingest.tokens import keep_next_tokens, tokeniser_for
 from ore.workspace import Workspace
 
 
@@ -33,14 +34,14 @@ def load_reference(ws: Workspace, directory: Path, progress: Progress = _no_prog
     reports: list[FileReport] = []
     with ws.lock(f"reference load {directory.name}"), ws.duckdb() as con:
         create_schema(con)
-        version, key = ws.card_key()
-        tokeniser = Tokeniser(key, version)
+        tokeniser = tokeniser_for(ws)
         # One transaction for the whole directory: a file rejected as a whole (a required column
         # missing) leaves every holding as it was, not the files before it replaced.
         con.execute("BEGIN TRANSACTION")
         try:
             for spec in present:
                 reports.append(_load_holding(con, spec, directory / spec.file, tokeniser, ws, progress))
+            keep_next_tokens(con, tokeniser)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -59,7 +60,9 @@ def _load_holding(
         "SELECT sha256, rows_read, accepted, quarantined, warnings FROM reference_loads WHERE file = ?",
         [spec.file],
     ).fetchall()
-    if prior and prior[0][0] == digest:
+    # during a key rotation a file with card numbers is read again, to pair its cards with the new key
+    rekeying = tokeniser.next_version is not None and any(c.kind == "card" for c in spec.columns)
+    if prior and prior[0][0] == digest and not rekeying:
         return FileReport(label, *prior[0][1:])
     con.execute(f"DELETE FROM {spec.table}")
     con.execute("DELETE FROM quarantine WHERE file = ?", [label])

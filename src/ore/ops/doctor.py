@@ -165,6 +165,32 @@ def _audit(engine: Engine) -> Check:
                  "Logs and monitoring).")
 
 
+def _kept_checkpoint(ws: Workspace, engine: Engine) -> Check | None:
+    """Does the log still reach the operator's checkpoint (ORE_AUDIT_CHECKPOINT)? Behind it is a rollback."""
+    from sqlalchemy.orm import sessionmaker
+
+    from ore.audit.checkpoint import check_kept_checkpoint, kept_checkpoint
+    from ore.store.engine import Store
+
+    path = kept_checkpoint(ws.settings)
+    if path is None:
+        return None
+    if not path.exists():
+        return Check("audit checkpoint", "warn", f"no checkpoint at {path} yet", "Run `ore backup`: it writes one.")
+    try:
+        with Store(engine, sessionmaker(engine, expire_on_commit=False)).session() as s:
+            c = check_kept_checkpoint(s, path, ws.root / "keys")
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        return Check("audit checkpoint", "fail", f"could not check {path}: {e}", "See docs/operator.md, Backup and "
+                     "restore.")
+    if c.ok:
+        return Check("audit checkpoint", "ok", c.message)
+    return Check("audit checkpoint", "fail", c.message,
+                 "An older copy of the case store is in use (or entries were removed): keep this copy and the "
+                 "checkpoint as evidence, find the newest backup (docs/operator.md, Backup and restore)."
+                 if c.rollback else "Check ORE_AUDIT_CHECKPOINT names this workspace's checkpoint.")
+
+
 def _private(path: Path) -> bool:
     return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
@@ -270,6 +296,8 @@ def run_checks(workspace: Workspace | Path | str | None = None, *, min_free_gib:
         try:
             report.checks.append(_audit(engine))
             report.checks.extend(integrity_checks(ws, engine))
+            if (kept := _kept_checkpoint(ws, engine)) is not None:
+                report.checks.append(kept)
         finally:
             engine.dispose()
     else:
