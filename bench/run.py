@@ -183,7 +183,9 @@ def report(results: dict[str, Any]) -> str:
              "`bench/results.json`.", "", f"Machine: {describe(results['machine'])}.", "",
              "The machine is shared with other engineers' builds and tests: each run records the one-minute load "
              "average before and after it (2 cores: a load of 2 means both were busy). Peak memory is the largest "
-             "process of the run (`wait4`).", ""]
+             "process of the run (`wait4`). CPU seconds are user + system time of the run's processes: under load "
+             "the wall time stretches and the CPU time much less, so on a busy machine the CPU time says more about "
+             "the code. A goal is judged on the wall time as measured.", ""]
     triage = {k: v for k, v in cases.items() if k in TRIAGE_CASES and "ore" in v}
     if triage:
         lines += ["## Triage: ore and the naive exact-match method on the same input", "",
