@@ -30,13 +30,11 @@ test: $(VENV)/.test-deps
 quick: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
-bench: $(BIN)/ore
+# every benchmark (triage at 7k, 100k and 400k records beside the naive exact-match method, quality, watch,
+# API latency; also on PostgreSQL where ORE_BENCH_PG_URL names a scratch database, which is emptied)
+# into bench/results.json and bench/results.md
+bench: $(VENV)/.test-deps  # bench/web.py drives the server with httpx, a test dependency
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/quality.py
-	$(BIN)/python bench/watch.py
-	$(BIN)/python bench/web.py --think 1.0
-	@# the same on PostgreSQL where a scratch database is named (it is emptied)
-	@if [ -n "$$ORE_BENCH_PG_URL" ]; then $(BIN)/python bench/web.py --think 1.0 --database-url "$$ORE_BENCH_PG_URL"; fi
 
 # the documentation site, static and self-contained, into build/site/ (open build/site/index.html)
 $(VENV)/.docs-deps: $(BIN)/ore

@@ -239,7 +239,11 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="rewrite the report from the last run's results")
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     ap.add_argument("--data", help=argparse.SUPPRESS)
+    ap.add_argument("--make-data", action="store_true", help=argparse.SUPPRESS)  # internal: write the data
     args = ap.parse_args()
+    if args.make_data:
+        print(json.dumps(make_data(args.rows, args.watch)))
+        return
     if args.case:
         print(json.dumps(run_case(args.case, args.data, args.workers)))
         return
@@ -249,7 +253,11 @@ def main() -> None:
         report(last["results"], last["info"], args.out)
         return
     t = time.perf_counter()
-    info = make_data(args.rows, args.watch)
+    # the data is made in a child process: a case process forked from a parent that had made it would
+    # inherit its high-water mark of resident memory (Linux keeps ru_maxrss across fork and exec)
+    made = subprocess.run([sys.executable, __file__, "--make-data", "--rows", str(args.rows), "--watch",
+                           str(args.watch)], check=True, capture_output=True, text=True)
+    info = json.loads(made.stdout.strip().splitlines()[-1])
     print(f"data ready in {time.perf_counter() - t:.1f} s: {info['dir']}", file=sys.stderr)
     results = []
     for case in args.cases.split(","):
