@@ -37,7 +37,8 @@ if shutil.which("java") is None:
     pytest.skip("no java on PATH (the Spark engine needs Java 17): Spark watch tests skipped",
                 allow_module_level=True)
 
-from ore.watch.spark_engine import SCRATCH, SparkEngine  # noqa: E402 - after the skips: it needs pyspark
+from ore.watch import spark_engine  # noqa: E402 - after the skips: it needs pyspark
+from ore.watch.spark_engine import SCRATCH, SparkEngine  # noqa: E402
 
 SMALL_BLOCKS = {"spark.sql.files.maxPartitionBytes": "2048"}  # a few rows per file block
 
@@ -123,7 +124,10 @@ def test_a_raw_card_csv_gives_the_same_matches_alerts_and_leads(sqlite_store: St
     first_extra = max(exp.bad_lines) + 1
     exp.alerts[op.convicted[1].ref].add((first_extra, "card"))  # the number between tabs is the person's card
 
+    exact = []
+    monkeypatch.setattr(spark_engine, "_csv_exact", lambda *a: exact.append(1))
     duck, spark = _both(sqlite_store, triaged, feed, tmp_path, monkeypatch)
+    assert exact == []  # read by Spark's own CSV reader, in several file blocks
     _same(duck, spark)
     _answers(spark, exp, op)
     problems = {(line, f): m for line, f, m in spark.matches.problems}
@@ -168,6 +172,32 @@ def test_a_pre_tokenised_parquet_gives_the_same_matches_alerts_and_leads(sqlite_
     _answers(spark, shifted, op)
     fields = {f for _, f, _ in spark.matches.problems}
     assert {"card_key_version", "card_last4", "card_token", "amount", "transaction_time"} <= fields
+
+
+def test_a_csv_whose_records_are_not_lines_gives_the_same_matches(sqlite_store: Store, triaged: Triaged,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quoted line break and a broken row: Spark is handed ingest's reading, line numbers stay physical."""
+    op = prepare(sqlite_store, triaged)
+    feed = tmp_path / "feed.csv"
+    exp = later_feed(feed, op, known_cards=card_numbers(triaged.scenario))
+    last = max(exp.bad_lines)
+    person = op.convicted[3]
+    with feed.open("a", encoding="utf-8", newline="") as f:
+        f.write('2005-06-01T10:00:00,"CORNER\nSHOP",GROCERIES,1.00,GBP,,,,\n'  # lines last+1 and last+2
+                "2005-06-01T11:00:00,CORNER SHOP,GROCERIES,1.00,GBP,,,,,ONE TOO MANY\n"  # last+3: not screened
+                f"2005-06-01T12:00:00,CORNER SHOP,GROCERIES,2.00,GBP,,{sorted(person.emails)[0]},,\n")  # last+4
+    exp.alerts[person.ref].add((last + 4, "email"))
+    exact = []
+    real = spark_engine._csv_exact
+    monkeypatch.setattr(spark_engine, "_csv_exact", lambda *a: exact.append(1) or real(*a))
+
+    duck, spark = _both(sqlite_store, triaged, feed, tmp_path, monkeypatch)
+    assert exact == [1]
+    _same(duck, spark)
+    _answers(spark, exp, op)
+    assert [(line, f) for line, f, _ in spark.matches.problems if f == "row"] == [(last + 3, "row")]
+    assert spark.counts["rows_not_screened"] == 1
 
 
 def _answers(run: Run, exp: Expected, op: Operation) -> None:
