@@ -283,9 +283,15 @@ def full_match(expr: str, pattern: str, dialect: str = "duckdb") -> str:
 
 
 def strip(expr: str, dialect: str = "duckdb") -> str:
-    """SQL: ``expr`` without leading or trailing white space, as Python's ``str.strip`` (and so ingest) reads it."""
+    """SQL: ``expr`` without leading or trailing white space, as Python's ``str.strip`` (and so ingest) reads it.
+
+    DuckDB trims a character set slowly, so only a value that starts or ends with white space is trimmed
+    (an anchored test: the whole is faster than DuckDB's plain ``trim``, which trims spaces alone)."""
     chars = literal(WHITESPACE, dialect)
-    return f"btrim({expr}, {chars})" if dialect == "spark" else f"trim({expr}, {chars})"
+    if dialect == "spark":
+        return f"btrim({expr}, {chars})"
+    edge = literal(f"^[{WHITESPACE}]|[{WHITESPACE}]$")
+    return f"CASE WHEN regexp_matches({expr}, {edge}) THEN trim({expr}, {chars}) ELSE {expr} END"
 
 
 def iso_text(expr: str, dialect: str = "duckdb") -> str:
