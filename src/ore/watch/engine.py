@@ -1,4 +1,4 @@
-"""Where a feed is matched against the watchlists: one interface, a DuckDB adapter, a seam for Spark.
+"""Where a feed is matched against the watchlists: one interface, a DuckDB engine and a Spark engine.
 
 The screen hands an engine the feed file, the watchlists (small Arrow tables) and the card
 keys; the engine reads and checks the feed, tokenises raw card numbers, and returns only
@@ -11,8 +11,10 @@ engine never touches the case store and two engines must agree on the rows they 
   kept (``feed_keys``); the card match is an exact semi-join on the token as 32 bytes
   (``feed_keys.token IN watch_cards``), emails and account names the same on their
   normalised forms, flags on the normalised merchant and product (per distinct name).
-- ``spark``: not built yet (issue 8). The SQL here keeps to what Spark SQL shares (see
-  ``ore.watch.normalise``), so its adapter is the same statements over a Spark session.
+- ``spark`` (``ore.watch.spark_engine``, the ``spark`` extra): the same SQL on Spark, for a
+  feed larger than one machine. The rules are written once: the feed's reading in
+  ``ore.watch.feed.feed_select``, the matches here (``match_sql``, ``flagged_sql``), each in
+  SQL both engines run, with the few constructs they spell differently behind a ``dialect``.
 """
 
 from __future__ import annotations

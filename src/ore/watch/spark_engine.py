@@ -128,7 +128,7 @@ def session(run: Path, settings: dict[str, str] | None = None) -> Any:
     if SparkContext._active_spark_context is not None:
         SparkContext._active_spark_context.stop()
     spark = spark_session(conf={**(settings or {}), "spark.local.dir": str(run), "spark.io.encryption.enabled": "true",
-                                "spark.sql.session.timeZone": "UTC"})
+                                "spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false"})
     jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.sc().conf()
     dirs = [Path(d) for d in jvm.org.apache.spark.util.Utils.getConfiguredLocalDirs(conf)]
     outside = [str(d) for d in dirs if not d.resolve().is_relative_to(run.resolve())]
@@ -220,6 +220,7 @@ def cards(spark: Any, versions: dict[int, bytes]) -> None:
     from pyspark import StorageLevel
 
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    checked.count()  # checked and tokenised here, once, whatever queries follow
     checked.createOrReplaceTempView("feed_card_checks")
     spark.sql(f"SELECT card_digits, {feeds.card_problem_sql('code', 'card_digits')} AS problem "
               f"FROM feed_card_checks WHERE code <> {OK}").createOrReplaceTempView("feed_cards")
@@ -256,7 +257,7 @@ def register_watchlist(spark: Any, watchlist: Watchlist) -> None:
         spark.createDataFrame(getattr(watchlist, name)).createOrReplaceTempView(f"watch_{name}")
     cards_table = watchlist.cards.select(["subject_id", "token", "key_version"])
     spark.createDataFrame(cards_table).createOrReplaceTempView("_watch_cards")
-    spark.sql(watch_cards_sql("_watch_cards", "spark")).createOrReplaceTempView("watch_cards")
+    spark.sql(watch_cards_sql("_watch_cards", "spark")).cache().createOrReplaceTempView("watch_cards")
 
 
 def spark_problems(spark: Any, card_input: str) -> list[tuple[int, str, str]]:
