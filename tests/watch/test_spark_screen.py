@@ -156,12 +156,15 @@ def test_a_pre_tokenised_parquet_gives_the_same_matches_alerts_and_leads(sqlite_
         versions.append([str(version), "", None, "0", " x"][i % 5] if good else "1.5")
         last4.append(card[-4:] if i % 4 else "12a4")
     amounts = [float(r["amount"]) if r["amount"].replace(".", "").isdigit() else float("nan") for r in rows]
+    times = [r["transaction_time"] if r["transaction_time"][:1].isdigit() else None for r in rows]
     table = pa.table({**{h: pa.array([r[h] or None for r in rows], pa.string())
-                         for h in FEED_HEADER if h not in ("card_number", "amount")},
+                         for h in FEED_HEADER if h not in ("card_number", "amount", "transaction_time")},
+                      "transaction_time": pa.array(times, pa.string()).cast(pa.timestamp("ns")),
                       "amount": pa.array(amounts, pa.float64()), "card_token": pa.array(tokens, pa.string()),
                       "card_key_version": pa.array(versions, pa.string()), "card_last4": pa.array(last4, pa.string())})
     feed = tmp_path / "feed.parquet"
-    pq.write_table(table, feed, row_group_size=7)
+    pq.write_table(table, feed, row_group_size=7)  # typed columns: times in nanoseconds, amounts (NaN among them)
+    assert pq.read_schema(feed).field("transaction_time").type == pa.timestamp("ns")
 
     duck, spark = _both(sqlite_store, triaged, feed, tmp_path, monkeypatch)
     _same(duck, spark)

@@ -148,6 +148,13 @@ def read(spark: Any, feed: feeds.Feed, run: Path) -> tuple[Any, list[tuple[int, 
     known = [h for h in feed.header if h in feeds.NAMES]
     cols = [feeds.ident(c, "spark") for c in known]
     if feed.format == "parquet":
+        # Spark reads a nanosecond timestamp only as its count of nanoseconds: back to a time (microseconds,
+        # as DuckDB keeps it)
+        nanos = {f.name for f in pq.read_schema(feed.path)
+                 if pa.types.is_timestamp(f.type) and f.type.unit == "ns" and f.name in known}
+        if nanos:
+            spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+        cols = [f"timestamp_micros(div({c}, 1000)) AS {c}" if name in nanos else c for name, c in zip(known, cols)]
         return spark.read.parquet(str(feed.path)).selectExpr("_metadata.row_index + 1 AS line", *cols), []
     fast = _csv_fast(spark, feed, cols)
     if fast is not None:
