@@ -69,17 +69,7 @@ class SparkEngine:
             seconds["start Spark"] = time.perf_counter() - t
             t = time.perf_counter()
             raw, broken = read(spark, feed, run)
-            raw.createOrReplaceTempView("feed_raw")
-            parsed = spark.sql(feeds.feed_select(feed, "feed_raw", "spark"))
-            token = "unhex(card_token)" if feed.card_input == "token" else "CAST(NULL AS BINARY)"
-            # what every row is matched on, and its problems, computed once and kept (spilling to the scratch)
-            keys_df = parsed.selectExpr("line", f"{token} AS token", "card_key_version", "card_digits", "email_n",
-                                        "username_n", "merchant", "product", *feeds.CHECKED.values())
-            from pyspark import StorageLevel
-
-            keys_df = keys_df.persist(StorageLevel.MEMORY_AND_DISK)
-            keys_df.createOrReplaceTempView("feed_keys")
-            screened = keys_df.count()
+            screened = keep_keys(spark, feed, raw)
             seconds["read + keys"] = time.perf_counter() - t
             t = time.perf_counter()
             if feed.card_input == "number":
@@ -213,6 +203,20 @@ def _csv_exact(spark: Any, feed: feeds.Feed, known: list[str], run: Path) -> tup
         if writer is not None:
             writer.close()
     return spark.read.parquet(str(out)), broken
+
+
+def keep_keys(spark: Any, feed: feeds.Feed, raw: Any) -> int:
+    """``feed_keys``: what every row is matched on, and its problems, by the DuckDB engine's rules (``feed_select``
+    in Spark's SQL), computed once and kept (spilling to the scratch directory). Returns the rows."""
+    from pyspark import StorageLevel
+
+    raw.createOrReplaceTempView("feed_raw")
+    token = "unhex(card_token)" if feed.card_input == "token" else "CAST(NULL AS BINARY)"
+    keys = spark.sql(feeds.feed_select(feed, "feed_raw", "spark")).selectExpr(
+        "line", f"{token} AS token", "card_key_version", "card_digits", "email_n", "username_n", "merchant",
+        "product", *feeds.CHECKED.values()).persist(StorageLevel.MEMORY_AND_DISK)
+    keys.createOrReplaceTempView("feed_keys")
+    return int(keys.count())
 
 
 # --- card numbers -------------------------------------------------------------------------------
