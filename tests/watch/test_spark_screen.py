@@ -124,6 +124,9 @@ def test_a_raw_card_csv_gives_the_same_matches_alerts_and_leads(sqlite_store: St
     first_extra = max(exp.bad_lines) + 1
     exp.alerts[op.convicted[1].ref].add((first_extra, "card"))  # the number between tabs is the person's card
 
+    stale = triaged.ws.tmp / SCRATCH / "screen-interrupted"  # as an interrupted screen would leave it
+    stale.mkdir(parents=True, exist_ok=True)
+    (stale / "shuffle.data").write_text("4111111111111111", encoding="utf-8")
     exact = []
     monkeypatch.setattr(spark_engine, "_csv_exact", lambda *a: exact.append(1))
     duck, spark = _both(sqlite_store, triaged, feed, tmp_path, monkeypatch)
@@ -135,7 +138,7 @@ def test_a_raw_card_csv_gives_the_same_matches_alerts_and_leads(sqlite_store: St
         "card_number has characters other than digits, spaces and dashes"  # "-" is ingest's bad number
     assert (first_extra + 1, "amount") not in problems and (first_extra + 1, "transaction_time") not in problems
     assert spark.matches.rows[first_extra]["card_masked"].endswith(sorted(op.convicted[1].cards)[0][-4:])
-    assert not (triaged.ws.tmp / SCRATCH).exists() or not any((triaged.ws.tmp / SCRATCH).iterdir())
+    assert not any((triaged.ws.tmp / SCRATCH).iterdir())  # this screen's scratch, and the stale one, are gone
 
 
 def test_a_pre_tokenised_parquet_gives_the_same_matches_alerts_and_leads(sqlite_store: Store, triaged: Triaged,
@@ -214,3 +217,19 @@ def _answers(run: Run, exp: Expected, op: Operation) -> None:
 
 def test_get_engine_names_the_spark_engine() -> None:
     assert isinstance(engines.get_engine("spark"), SparkEngine)
+
+
+def test_spark_scratch_outside_the_workspace_is_refused(tmp_path: Path) -> None:
+    """Where the environment sends Spark's scratch files elsewhere (SPARK_LOCAL_DIRS wins over the session's
+    setting), no screen starts: clear card numbers would be spilled outside the workspace's tmp."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from pathlib import Path; from ore.errors import OreError; from ore.watch.spark_engine import session\n"
+            "try:\n    session(Path(__import__('sys').argv[1]))\nexcept OreError as e:\n    print('REFUSED', e)\n")
+    env = {**os.environ, "SPARK_LOCAL_DIRS": str(tmp_path / "elsewhere"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = tmp_path / "ws-tmp" / "run"
+    run.mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-c", code, str(run)], env=env, capture_output=True, text=True, timeout=300)
+    assert "REFUSED" in out.stdout and "SPARK_LOCAL_DIRS" in out.stdout, out.stdout + out.stderr[-2000:]
