@@ -102,7 +102,8 @@ class SparkEngine:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def spark_session(master: str | None = None, memory: str | None = None, conf: dict[str, str] | None = None) -> Any:
+def spark_session(master: str | None = None, memory: str | None = None,
+                  conf: dict[str, str] | None = None) -> Any:
     """A local (or ``ORE_SPARK_MASTER``) Spark session with Splink's similarity functions loaded; ``conf`` adds
     settings (taken only by a session started here, not one already running)."""
     try:
