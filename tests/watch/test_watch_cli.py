@@ -100,7 +100,7 @@ def test_errors_are_one_clear_line(cli, store, triaged: Triaged, tmp_path: Path)
     make_user(store, "ana.lyst", "analyst")
     make_user(store, "om.one", "offender_manager", "MPS")
     for user, args, message in (
-        ("ana.lyst", ["screen", feed, "--engine", "spark"], "issue 8"),
+        ("ana.lyst", ["screen", feed, "--engine", "flink"], "one of duckdb, spark"),
         ("om.one", ["screen", feed], "needs the permission watch.screen"),
         ("ana.lyst", ["screen", tmp_path / "nope.csv"], "no such feed file"),
         ("om.one", ["cport", "PER999999", "--young-at-index", "maybe", "--prior-criminal-history", "no",

@@ -102,8 +102,10 @@ class SparkEngine:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def spark_session(master: str | None = None, memory: str | None = None) -> Any:
-    """A local (or ``ORE_SPARK_MASTER``) Spark session with Splink's similarity functions loaded."""
+def spark_session(master: str | None = None, memory: str | None = None,
+                  conf: dict[str, str] | None = None) -> Any:
+    """A local (or ``ORE_SPARK_MASTER``) Spark session with Splink's similarity functions loaded; ``conf`` adds
+    settings (taken only by a session started here, not one already running)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -121,6 +123,8 @@ def spark_session(master: str | None = None, memory: str | None = None) -> Any:
                .config("spark.driver.memory", memory or os.environ.get("ORE_SPARK_DRIVER_MEMORY", "4g"))
                .config("spark.sql.shuffle.partitions", os.environ.get("ORE_SPARK_SHUFFLE_PARTITIONS", "8"))
                .config("spark.ui.enabled", "false"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     # DuckDB's hamming(), which the holdings blocking uses as a cheap test before a costlier one

@@ -66,11 +66,14 @@ def screen_cmd(
     feed: Annotated[Path, typer.Argument(help="Payment feed, .csv or .parquet (columns: docs/watch.md).")],
     out: Annotated[Path | None, typer.Option("--out", help="Where the lead package and problems.csv go "
                                                            "(default: WORKSPACE/watch/<feed hash>).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="duckdb, or spark (issue 8, not built yet).")] = "duckdb",
+    engine: Annotated[str, typer.Option("--engine", help="duckdb (embedded), or spark: Spark SQL for a feed larger "
+                                                         "than one machine (the spark extra, Java 17; "
+                                                         "ORE_SPARK_MASTER names a cluster).")] = "duckdb",
     operation: Annotated[str, typer.Option("--operation", help="Operation named in the new leads' manifest.")]
     = "Re-offending watch",
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes tokenising raw card numbers "
-                                                                          "(default: one per core).")] = None,
+                                                                          "with duckdb (default: one per core; "
+                                                                          "Spark uses its own).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Screen a payment feed: alerts for watched persons' purchases, new leads from flagged merchants."""

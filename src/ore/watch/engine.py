@@ -1,4 +1,4 @@
-"""Where a feed is matched against the watchlists: one interface, a DuckDB adapter, a seam for Spark.
+"""Where a feed is matched against the watchlists: one interface, a DuckDB engine and a Spark engine.
 
 The screen hands an engine the feed file, the watchlists (small Arrow tables) and the card
 keys; the engine reads and checks the feed, tokenises raw card numbers, and returns only
@@ -11,8 +11,10 @@ engine never touches the case store and two engines must agree on the rows they 
   kept (``feed_keys``); the card match is an exact semi-join on the token as 32 bytes
   (``feed_keys.token IN watch_cards``), emails and account names the same on their
   normalised forms, flags on the normalised merchant and product (per distinct name).
-- ``spark``: not built yet (issue 8). The SQL here keeps to what Spark SQL shares (see
-  ``ore.watch.normalise``), so its adapter is the same statements over a Spark session.
+- ``spark`` (``ore.watch.spark_engine``, the ``spark`` extra): the same SQL on Spark, for a
+  feed larger than one machine. The rules are written once: the feed's reading in
+  ``ore.watch.feed.feed_select``, the matches here (``match_sql``, ``flagged_sql``), each in
+  SQL both engines run, with the few constructs they spell differently behind a ``dialect``.
 """
 
 from __future__ import annotations
@@ -55,13 +57,25 @@ class Engine(Protocol):
 
 
 def get_engine(name: str) -> Engine:
-    """The engine called ``name``; Spark is a later issue and says so."""
+    """The engine called ``name`` (Spark's module, and pyspark, are imported only when it is asked for)."""
     if name == "duckdb":
         return DuckDBEngine()
     if name == "spark":
-        raise OreError("--engine spark is not built yet (issue 8: screening feeds larger than memory on Spark); "
-                       "use --engine duckdb, which spills to disk beyond memory")
+        from ore.watch.spark_engine import SparkEngine
+
+        return SparkEngine()
     raise OreError(f"--engine {name!r}: one of {', '.join(ENGINES)}")
+
+
+def needed_keys(keys: dict[int, bytes], watchlist: Watchlist, current_key: int) -> dict[int, bytes]:
+    """The card keys a raw feed is tokenised under: every version the watchlist's tokens were made under, and
+    the current one (which names the feed's cards in alerts)."""
+    versions = sorted(set(watchlist.key_versions) | {current_key})
+    for v in versions:
+        if v not in keys:
+            raise OreError(f"the watchlist holds card tokens made under key version {v}, but keys/card-v{v}.key "
+                           "is not in this workspace: restore it from the operator's backup")
+    return {v: keys[v] for v in versions}
 
 
 def connect(tmp: Path) -> duckdb.DuckDBPyConnection:
@@ -77,9 +91,65 @@ def register_watchlist(con: duckdb.DuckDBPyConnection, watchlist: Watchlist) -> 
     for name in ("emails", "usernames", "merchants", "products"):
         con.register(f"watch_{name}", getattr(watchlist, name))
     con.register("_watch_cards", watchlist.cards)
-    con.execute("CREATE OR REPLACE TABLE watch_cards AS SELECT subject_id, unhex(token) AS token, key_version "
-                "FROM _watch_cards WHERE regexp_full_match(token, '[0-9a-f]{64}')")
+    con.execute(f"CREATE OR REPLACE TABLE watch_cards AS {watch_cards_sql('_watch_cards')}")
     con.unregister("_watch_cards")
+
+
+def watch_cards_sql(source: str, dialect: str = "duckdb") -> str:
+    """The watched card tokens as their 32 bytes (a token not of 64 hex characters can match nothing)."""
+    return (f"SELECT subject_id, unhex(token) AS token, key_version FROM {source} "
+            f"WHERE {feeds.full_match('token', '[0-9a-f]{64}', dialect)}")
+
+
+def match_sql(card_input: str) -> str:
+    """(line, subject_id, matched_on) of every feed row carrying a watched identifier, over ``feed_keys``,
+    ``watch_*`` and (raw feeds) ``card_tokens``; the same SQL for both engines."""
+    if card_input == "number":
+        # the semi-join runs on the distinct numbers' tokens, then back to the rows holding a hit
+        card = """SELECT f.line, h.subject_id, 'card' AS kind
+                  FROM (SELECT DISTINCT t.card_digits, w.subject_id
+                        FROM (SELECT * FROM card_tokens WHERE token_bin IN (SELECT token FROM watch_cards)) t
+                        JOIN watch_cards w ON w.token = t.token_bin
+                             AND (w.key_version IS NULL OR w.key_version = t.key_version)) h
+                  JOIN feed_keys f ON f.card_digits = h.card_digits"""
+    elif card_input == "token":
+        card = """SELECT f.line, w.subject_id, 'card' AS kind
+                  FROM (SELECT line, token, card_key_version FROM feed_keys
+                        WHERE token IN (SELECT token FROM watch_cards)) f
+                  JOIN watch_cards w ON w.token = f.token
+                       AND (f.card_key_version IS NULL OR w.key_version IS NULL
+                            OR f.card_key_version = w.key_version)"""
+    else:
+        card = "SELECT CAST(NULL AS BIGINT) AS line, CAST(NULL AS BIGINT) AS subject_id, 'card' AS kind WHERE false"
+    contact = """SELECT f.line, w.subject_id, '{kind}' AS kind
+                 FROM (SELECT line, {col} FROM feed_keys WHERE {col} IN (SELECT value FROM watch_{table})) f
+                 JOIN watch_{table} w ON w.value = f.{col}"""
+    # the kinds in name order, each once (concat_ws skips the NULLs)
+    kinds = ", ".join(f"max(CASE WHEN kind = '{k}' THEN '{k}' END)" for k in ("card", "email", "username"))
+    return f"""
+        SELECT line, subject_id, concat_ws(',', {kinds}) AS matched_on
+        FROM ({card}
+              UNION ALL {contact.format(kind='email', col='email_n', table='emails')}
+              UNION ALL {contact.format(kind='username', col='username_n', table='usernames')}) m
+        GROUP BY line, subject_id"""
+
+
+def flagged_sql(dialect: str = "duckdb") -> str:
+    """(line, kind, flag_id) of rows bought from a flagged merchant or of a flagged product (the merchant's flag
+    named first), over ``feed_keys`` and ``watch_merchants``/``watch_products``.
+
+    Names are normalised once per distinct name, not per row: a feed has few merchants."""
+    parts = []
+    for rank, (kind, col, table) in enumerate((("merchant", "merchant", "merchants"),
+                                               ("product", "product", "products")), start=1):
+        parts.append(f"""
+            SELECT f.line, '{kind}' AS kind, n.flag_id, {rank} AS rank
+            FROM feed_keys f JOIN (SELECT d.{col}, w.flag_id
+                                   FROM (SELECT DISTINCT {col} FROM feed_keys WHERE {col} IS NOT NULL) d
+                                   JOIN watch_{table} w ON w.value = {descriptor_sql(f'd.{col}', dialect)}) n
+                 ON f.{col} = n.{col}""")
+    return f"""SELECT line, min_by(kind, rank) AS kind, min_by(flag_id, rank) AS flag_id
+               FROM ({' UNION ALL '.join(parts)}) u GROUP BY line"""
 
 
 class DuckDBEngine:
@@ -100,7 +170,7 @@ class DuckDBEngine:
             t = time.perf_counter()
             valid = feeds.check_cards(con)
             if feed.card_input == "number":
-                self._tokenise(con, valid, keys, sorted(set(watchlist.key_versions) | {current_key}), workers)
+                self._tokenise(con, valid, keys, sorted(needed_keys(keys, watchlist, current_key)), workers)
             seconds["check cards + tokenise"] = time.perf_counter() - t
             t = time.perf_counter()
             register_watchlist(con, watchlist)
@@ -125,9 +195,6 @@ class DuckDBEngine:
         Registered, not copied: DuckDB scans the Arrow table where it is (and holds it while registered)."""
         parts = []
         for v in versions:
-            if v not in keys:
-                raise OreError(f"the watchlist holds card tokens made under key version {v}, but keys/card-v{v}.key "
-                               "is not in this workspace: restore it from the operator's backup")
             version = pa.repeat(pa.scalar(v, pa.int32()), len(digits))
             parts.append(pa.table({"card_digits": digits, "key_version": version,
                                    "token_bin": digest_array(keys[v], digits, workers).cast(pa.binary())}))
@@ -139,51 +206,13 @@ class DuckDBEngine:
     @staticmethod
     def _match(con: duckdb.DuckDBPyConnection, feed: feeds.Feed, current_key: int) -> list[tuple[int, int, str]]:
         """(line, subject, kinds) of every feed row that carries a watched identifier."""
-        if feed.card_input == "number":
-            # the semi-join runs on the distinct numbers' tokens, then back to the rows holding a hit
-            card = """SELECT f.line, h.subject_id, 'card' AS kind
-                      FROM (SELECT DISTINCT t.card_digits, w.subject_id
-                            FROM (SELECT * FROM card_tokens WHERE token_bin IN (SELECT token FROM watch_cards)) t
-                            JOIN watch_cards w ON w.token = t.token_bin
-                                 AND (w.key_version IS NULL OR w.key_version = t.key_version)) h
-                      JOIN feed_keys f ON f.card_digits = h.card_digits"""
-        elif feed.card_input == "token":
-            card = """SELECT f.line, w.subject_id, 'card' AS kind
-                      FROM (SELECT line, token, card_key_version FROM feed_keys
-                            WHERE token IN (SELECT token FROM watch_cards)) f
-                      JOIN watch_cards w ON w.token = f.token
-                           AND (f.card_key_version IS NULL OR w.key_version IS NULL
-                                OR f.card_key_version = w.key_version)"""
-        else:
-            card = "SELECT CAST(NULL AS BIGINT) AS line, CAST(NULL AS BIGINT) AS subject_id, 'card' AS kind WHERE false"
-        contact = """SELECT f.line, w.subject_id, '{kind}' AS kind
-                     FROM (SELECT line, {col} FROM feed_keys WHERE {col} IN (SELECT value FROM watch_{table})) f
-                     JOIN watch_{table} w ON w.value = f.{col}"""
-        sql = f"""
-            SELECT line, subject_id, string_agg(DISTINCT kind, ',' ORDER BY kind) AS matched_on
-            FROM ({card}
-                  UNION ALL {contact.format(kind='email', col='email_n', table='emails')}
-                  UNION ALL {contact.format(kind='username', col='username_n', table='usernames')})
-            GROUP BY line, subject_id ORDER BY line, subject_id"""
-        return [(int(a), int(b), c) for a, b, c in con.execute(sql).fetchall()]
+        rows = con.execute(f"{match_sql(feed.card_input)} ORDER BY line, subject_id").fetchall()
+        return [(int(a), int(b), c) for a, b, c in rows]
 
     @staticmethod
     def _flagged(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, int]]:
-        """Rows bought from a flagged merchant or of a flagged product (the merchant's flag named first).
-
-        Names are normalised once per distinct name, not per row: a feed has few merchants."""
-        parts = []
-        for rank, (kind, col, table) in enumerate((("merchant", "merchant", "merchants"),
-                                                   ("product", "product", "products")), start=1):
-            parts.append(f"""
-                SELECT f.line, '{kind}' AS kind, n.flag_id, {rank} AS rank
-                FROM feed_keys f JOIN (SELECT d.{col}, w.flag_id
-                                       FROM (SELECT DISTINCT {col} FROM feed_keys WHERE {col} IS NOT NULL) d
-                                       JOIN watch_{table} w ON w.value = {descriptor_sql(f'd.{col}')}) n
-                     USING ({col})""")
-        sql = f"""SELECT line, arg_min(kind, rank) AS kind, arg_min(flag_id, rank) AS flag_id
-                  FROM ({' UNION ALL '.join(parts)}) GROUP BY line"""
-        return {int(line): (kind, int(fid)) for line, kind, fid in con.execute(sql).fetchall()}
+        """Rows bought from a flagged merchant or of a flagged product (the merchant's flag named first)."""
+        return {int(line): (kind, int(fid)) for line, kind, fid in con.execute(flagged_sql()).fetchall()}
 
     @staticmethod
     def _rows(con: duckdb.DuckDBPyConnection, feed: feeds.Feed, lines: list[int],

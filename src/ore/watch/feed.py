@@ -28,12 +28,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ore.errors import OreError
 from ore.ingest.csvrows import clean_header, open_csv
@@ -197,10 +199,30 @@ def _load_csv_fast(con: duckdb.DuckDBPyConnection, feed: Feed, known: list[str])
 
 def _load_csv_exact(con: duckdb.DuckDBPyConnection, feed: Feed, known: list[str], max_field_chars: int) -> None:
     """Ingest's row-by-row reader: physical lines, and a broken row kept apart, not lost."""
+    parts, broken = [], []
+    for table, bad in exact_batches(feed, known, max_field_chars):
+        parts.append(table)
+        broken.extend(bad)
+    con.register("_feed_arrow", pa.concat_tables(parts))
+    con.execute("CREATE OR REPLACE TABLE feed_raw AS SELECT * FROM _feed_arrow")
+    con.unregister("_feed_arrow")
+    if broken:
+        con.executemany("INSERT INTO feed_broken VALUES (?, ?)", broken)
+
+
+def exact_batches(feed: Feed, known: list[str], max_field_chars: int = 4096,
+                  rows_per_batch: int = 1 << 17) -> Iterator[tuple[pa.Table, list[tuple[int, str]]]]:
+    """A CSV feed read by ingest's reader, a batch at a time: (``line`` and the known columns as text, the
+    broken rows' (line, message)). The last batch may be empty; there is always one."""
     _, rows, stream = open_csv(feed.path, max_field_chars)
     lines: list[int] = []
     values: dict[str, list[str | None]] = {c: [] for c in known}
     broken: list[tuple[int, str]] = []
+
+    def batch() -> pa.Table:
+        return pa.table({"line": pa.array(lines, pa.int64()),
+                         **{c: pa.array(v, pa.string()) for c, v in values.items()}})
+
     try:
         for row in rows:
             if row.problems:
@@ -209,14 +231,13 @@ def _load_csv_exact(con: duckdb.DuckDBPyConnection, feed: Feed, known: list[str]
             lines.append(row.line)
             for c in known:
                 values[c].append(row.values.get(c))
+            if len(lines) >= rows_per_batch:
+                yield batch(), broken
+                lines, broken = [], []
+                values = {c: [] for c in known}
     finally:
         stream.close()
-    table = pa.table({"line": pa.array(lines, pa.int64()), **{c: pa.array(v, pa.string()) for c, v in values.items()}})
-    con.register("_feed_arrow", table)
-    con.execute("CREATE OR REPLACE TABLE feed_raw AS SELECT * FROM _feed_arrow")
-    con.unregister("_feed_arrow")
-    if broken:
-        con.executemany("INSERT INTO feed_broken VALUES (?, ?)", broken)
+    yield batch(), broken
 
 
 def _sql_text(s: str) -> str:
@@ -226,15 +247,88 @@ def _sql_text(s: str) -> str:
 # --- checking values ---------------------------------------------------------------------------
 
 
-def _text(feed: Feed, col: str) -> str:
-    """The column as trimmed text, NULL when blank or absent."""
+# --- SQL the engines share ---------------------------------------------------------------------
+# The rules below are written once; these helpers spell the few constructs in which DuckDB and
+# Spark SQL differ (string literals, identifiers, full regular-expression matches, times).
+
+WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())  # what Python's strip() removes
+ISO_TIME = ("[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?"
+            "(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?")  # ISO 8601: both engines read every such value alike
+NUMBER = "[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+NOT_FINITE = "[+-]?([nN][aA][nN]|[iI][nN][fF]([iI][nN][iI][tT][yY])?)"
+
+
+def literal(text: str, dialect: str = "duckdb") -> str:
+    """A SQL string literal: DuckDB doubles a quote, Spark escapes it (and backslashes) with a backslash."""
+    if dialect == "spark":
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str, dialect: str = "duckdb") -> str:
+    if dialect == "spark":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def text_type(dialect: str = "duckdb") -> str:
+    return "STRING" if dialect == "spark" else "VARCHAR"
+
+
+def full_match(expr: str, pattern: str, dialect: str = "duckdb") -> str:
+    """SQL: ``expr`` matches ``pattern`` whole (Java's ``$`` would also match before a final line break)."""
+    if dialect == "spark":
+        return f"({expr} RLIKE {literal('^(?:' + pattern + ')' + chr(92) + 'z', dialect)})"
+    return f"regexp_full_match({expr}, {literal(pattern)})"
+
+
+def strip(expr: str, dialect: str = "duckdb") -> str:
+    """SQL: ``expr`` without leading or trailing white space, as Python's ``str.strip`` (and so ingest) reads it.
+
+    DuckDB trims a character set slowly, so only a value that starts or ends with white space is trimmed
+    (an anchored test: the whole is faster than DuckDB's plain ``trim``, which trims spaces alone)."""
+    chars = literal(WHITESPACE, dialect)
+    if dialect == "spark":
+        return f"btrim({expr}, {chars})"
+    edge = literal(f"^[{WHITESPACE}]|[{WHITESPACE}]$")
+    return f"CASE WHEN regexp_matches({expr}, {edge}) THEN trim({expr}, {chars}) ELSE {expr} END"
+
+
+def iso_text(expr: str, dialect: str = "duckdb") -> str:
+    """SQL: a timestamp as ``YYYY-MM-DDTHH:MM:SS``."""
+    if dialect == "spark":
+        return f"(date_format({expr}, 'yyyy-MM-dd') || 'T' || date_format({expr}, 'HH:mm:ss'))"
+    return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S')"
+
+
+def finite(expr: str, dialect: str = "duckdb") -> str:
+    # NaN - NaN and inf - inf are NaN, which Spark holds equal to NaN only
+    return f"({expr} - {expr} = 0)" if dialect == "spark" else f"isfinite({expr})"
+
+
+def _text(feed: Feed, col: str, dialect: str = "duckdb") -> str:
+    """The column as stripped text, NULL when blank or absent."""
     if col not in feed.header:
-        return "CAST(NULL AS VARCHAR)"
-    return f"nullif(trim(CAST(\"{col}\" AS VARCHAR)), '')"
+        return f"CAST(NULL AS {text_type(dialect)})"
+    return f"nullif({strip(f'CAST({ident(col, dialect)} AS {text_type(dialect)})', dialect)}, '')"
 
 
-def _shown(expr: str) -> str:
-    return f"'''' || left({expr}, {MAX_SHOWN}) || CASE WHEN length({expr}) > {MAX_SHOWN} THEN '...' ELSE '' END || ''''"
+def _shown(expr: str, dialect: str = "duckdb") -> str:
+    q = literal("'", dialect)
+    return f"{q} || left({expr}, {MAX_SHOWN}) || CASE WHEN length({expr}) > {MAX_SHOWN} THEN '...' ELSE '' END || {q}"
+
+
+def _parsed_time(feed: Feed, time_text: str, dialect: str) -> str:
+    """The feed's time as a UTC timestamp (NULL where it is not one): Parquet's own type, or ISO 8601 text."""
+    typed = feed.types.get("transaction_time", "VARCHAR").upper()
+    if typed.startswith(("TIMESTAMP", "DATE")):  # Parquet: already a time, never unparseable
+        if dialect == "spark":  # the session's zone is UTC: an instant is shown as its UTC time
+            return "CAST(transaction_time AS TIMESTAMP)"
+        return ("CAST(timezone('UTC', CAST(transaction_time AS TIMESTAMPTZ)) AS TIMESTAMP)"
+                if "WITH TIME ZONE" in typed else "CAST(transaction_time AS TIMESTAMP)")
+    zoned = "TIMESTAMP" if dialect == "spark" else "TIMESTAMPTZ"
+    return (f"CASE WHEN {full_match(time_text, ISO_TIME, dialect)} "
+            f"THEN CAST(TRY_CAST({time_text} AS {zoned}) AS TIMESTAMP) END")
 
 
 def parse(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
@@ -249,70 +343,96 @@ def parse(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     con.execute(f"CREATE OR REPLACE VIEW feed AS {feed_select(feed, 'feed_raw')}")
 
 
-def feed_select(feed: Feed, source: str) -> str:
-    """The SELECT behind ``feed``, over ``source`` (``feed_raw``, or a few of its rows)."""
-    typed = {c: feed.types.get(c, "VARCHAR").upper() for c in ("transaction_time", "amount")}
-    if typed["transaction_time"].startswith(("TIMESTAMP", "DATE")):  # Parquet: already a time, never unparseable
-        time_text = "CAST(NULL AS VARCHAR)"
-        parsed_time = ("CAST(timezone('UTC', CAST(transaction_time AS TIMESTAMPTZ)) AS TIMESTAMP)"
-                       if "WITH TIME ZONE" in typed["transaction_time"] else "CAST(transaction_time AS TIMESTAMP)")
+def feed_select(feed: Feed, source: str, dialect: str = "duckdb") -> str:
+    """The SELECT behind ``feed``, over ``source`` (``feed_raw``, or a few of its rows), in either engine's SQL.
+
+    Every rule is here once: a value is read alike by both engines (times and numbers are
+    recognised by pattern first, since each engine's casts accept a different fringe)."""
+    d = dialect
+    vc = text_type(d)
+    time_text = "CAST(NULL AS " + vc + ")"
+    if not feed.types.get("transaction_time", "VARCHAR").upper().startswith(("TIMESTAMP", "DATE")):
+        time_text = _text(feed, "transaction_time", d)
+    if "amount" in feed.header and not feed.types.get("amount", "VARCHAR").upper().startswith("VARCHAR"):
+        amount_text, parsed_amount = f"CAST(NULL AS {vc})", "CAST(amount AS DOUBLE)"
     else:
-        time_text = _text(feed, "transaction_time")
-        parsed_time = f"CAST(TRY_CAST({time_text} AS TIMESTAMPTZ) AS TIMESTAMP)"
-    if "amount" in feed.header and not typed["amount"].startswith("VARCHAR"):
-        amount_text, parsed_amount = "CAST(NULL AS VARCHAR)", "CAST(amount AS DOUBLE)"
-    else:
-        amount_text = _text(feed, "amount")
-        parsed_amount = f"TRY_CAST({amount_text} AS DOUBLE)"
-    # a well-formed token is taken as it is; only another is trimmed and lower-cased before it is judged
-    raw_token = 'CAST("card_token" AS VARCHAR)' if "card_token" in feed.header else "CAST(NULL AS VARCHAR)"
-    token = (f"CASE WHEN regexp_full_match({raw_token}, '[0-9a-f]{{64}}') THEN {raw_token} "
-             f"WHEN regexp_full_match(lower(trim({raw_token})), '[0-9a-f]{{64}}') THEN lower(trim({raw_token})) END")
-    card = _text(feed, "card_number")
+        amount_text = _text(feed, "amount", d)
+        parsed_amount = (f"CASE WHEN {full_match(amount_text, NUMBER, d)} OR {full_match(amount_text, NOT_FINITE, d)} "
+                         f"THEN TRY_CAST({amount_text} AS DOUBLE) END")
+    # a well-formed token is taken as it is; only another is stripped and lower-cased before it is judged
+    raw_token = f"CAST({ident('card_token', d)} AS {vc})" if "card_token" in feed.header else f"CAST(NULL AS {vc})"
+    stripped_token = f"lower({strip(raw_token, d)})"
+    token = (f"CASE WHEN {full_match(raw_token, '[0-9a-f]{64}', d)} THEN {raw_token} "
+             f"WHEN {full_match(stripped_token, '[0-9a-f]{64}', d)} THEN {stripped_token} END")
+    card = _text(feed, "card_number", d)
     now = "CAST(now() AS TIMESTAMP)"
+    version = f"CASE WHEN {full_match('version_text', '[0-9]{1,9}', d)} THEN TRY_CAST(version_text AS INTEGER) END"
+    last4_ok = full_match("last4_text", "[0-9]{4}", d)
+    ip_ok = full_match("ip_text", "[0-9A-Fa-f:.]{2,45}", d)
     return f"""
         SELECT line,
                CASE WHEN transaction_time <= {now} THEN transaction_time END AS transaction_time,
-               CASE WHEN isfinite(amount) THEN amount END AS amount,
+               CASE WHEN {finite('amount', d)} THEN amount END AS amount,
                merchant, product, currency,
-               CASE WHEN card_digits <> '' THEN card_digits END AS card_digits,
+               card_digits,
                card_token,
-               CASE WHEN TRY_CAST(version_text AS INTEGER) >= 1 THEN CAST(version_text AS INTEGER) END
-                   AS card_key_version,
-               CASE WHEN regexp_full_match(last4_text, '[0-9]{{4}}') THEN last4_text END AS card_last4,
+               CASE WHEN {version} >= 1 THEN {version} END AS card_key_version,
+               CASE WHEN {last4_ok} THEN last4_text END AS card_last4,
                email, username,
-               CASE WHEN regexp_full_match(ip_text, '[0-9A-Fa-f:.]{{2,45}}') THEN ip_text END AS ip_address,
+               CASE WHEN {ip_ok} THEN ip_text END AS ip_address,
                transaction_id,
-               {email_sql('email')} AS email_n, {username_sql('username')} AS username_n,
+               {email_sql('email', d)} AS email_n, {username_sql('username', d)} AS username_n,
                CASE WHEN transaction_time IS NULL AND time_text IS NULL THEN 'transaction_time is missing'
-                    WHEN transaction_time IS NULL THEN 'transaction_time ' || {_shown('time_text')}
+                    WHEN transaction_time IS NULL THEN 'transaction_time ' || {_shown('time_text', d)}
                          || ' is not an ISO 8601 date-time'
                     WHEN transaction_time > {now} THEN 'transaction_time '
-                         || strftime(transaction_time, '%Y-%m-%dT%H:%M:%S') || ' is in the future' END AS p_time,
+                         || {iso_text('transaction_time', d)} || ' is in the future' END AS p_time,
                CASE WHEN amount_text IS NOT NULL AND amount IS NULL
-                         THEN 'amount ' || {_shown('amount_text')} || ' is not a number'
-                    WHEN NOT isfinite(amount) THEN 'amount is not a finite number' END AS p_amount,
-               CASE WHEN card_token IS NULL AND nullif(trim(raw_token), '') IS NOT NULL
+                         THEN 'amount ' || {_shown('amount_text', d)} || ' is not a number'
+                    WHEN NOT {finite('amount', d)} THEN 'amount is not a finite number' END AS p_amount,
+               CASE WHEN card_token IS NULL AND nullif({strip('raw_token', d)}, '') IS NOT NULL
                     THEN 'card_token is not 64 hexadecimal characters' END AS p_token,
-               CASE WHEN version_text IS NOT NULL AND coalesce(TRY_CAST(version_text AS INTEGER) < 1, true)
-                    THEN 'card_key_version ' || {_shown('version_text')} || ' is not a key version (1, 2, ...)'
+               CASE WHEN version_text IS NOT NULL AND coalesce({version} < 1, true)
+                    THEN 'card_key_version ' || {_shown('version_text', d)} || ' is not a key version (1, 2, ...)'
                     END AS p_version,
-               CASE WHEN last4_text IS NOT NULL AND NOT regexp_full_match(last4_text, '[0-9]{{4}}')
+               CASE WHEN last4_text IS NOT NULL AND NOT {last4_ok}
                     THEN 'card_last4 is not four digits' END AS p_last4,
-               CASE WHEN ip_text IS NOT NULL AND NOT regexp_full_match(ip_text, '[0-9A-Fa-f:.]{{2,45}}')
-                    THEN 'ip_address ' || {_shown('ip_text')} || ' is not an IP address' END AS p_ip
+               CASE WHEN ip_text IS NOT NULL AND NOT {ip_ok}
+                    THEN 'ip_address ' || {_shown('ip_text', d)} || ' is not an IP address' END AS p_ip
         FROM (
-            SELECT line, {time_text} AS time_text, {parsed_time} AS transaction_time,
+            SELECT line, {time_text} AS time_text, {_parsed_time(feed, time_text, d)} AS transaction_time,
                    {amount_text} AS amount_text, {parsed_amount} AS amount,
-                   {_text(feed, 'merchant')} AS merchant, {_text(feed, 'product')} AS product,
-                   upper({_text(feed, 'currency')}) AS currency,
+                   {_text(feed, 'merchant', d)} AS merchant, {_text(feed, 'product', d)} AS product,
+                   upper({_text(feed, 'currency', d)}) AS currency,
                    replace(replace({card}, ' ', ''), '-', '') AS card_digits,
                    {raw_token} AS raw_token, {token} AS card_token,
-                   {_text(feed, 'card_key_version')} AS version_text, {_text(feed, 'card_last4')} AS last4_text,
-                   {_text(feed, 'email')} AS email, {_text(feed, 'username')} AS username,
-                   {_text(feed, 'ip_address')} AS ip_text, {_text(feed, 'transaction_id')} AS transaction_id
+                   {_text(feed, 'card_key_version', d)} AS version_text,
+                   {_text(feed, 'card_last4', d)} AS last4_text,
+                   {_text(feed, 'email', d)} AS email, {_text(feed, 'username', d)} AS username,
+                   {_text(feed, 'ip_address', d)} AS ip_text, {_text(feed, 'transaction_id', d)} AS transaction_id
             FROM {source})
     """
+
+
+CHECKED = {"transaction_time": "p_time", "amount": "p_amount", "card_token": "p_token",
+           "card_key_version": "p_version", "card_last4": "p_last4", "ip_address": "p_ip"}  # field: problem column
+
+
+def card_problem_sql(code: str, digits: str) -> str:
+    """SQL (both engines): ingest's message for a card number ``ore.watch.cards.scan`` coded ``code``."""
+    return (f"CASE {code} WHEN {NOT_DIGITS} THEN 'card_number has characters other than digits, spaces and dashes' "
+            f"WHEN {LENGTH} THEN 'card_number has ' || length({digits}) || ' digits (a card has 12 to 19)' "
+            f"WHEN {LUHN} THEN 'card_number fails Luhn check' END")
+
+
+def card_codes(digits: pa.Array) -> tuple[Any, Any, Any]:
+    """``ore.watch.cards.scan`` of card numbers with separators removed, and what ingest says of a number typed
+    as separators only ("-"): it has characters other than digits."""
+    codes, widths, values = scan(digits)
+    if len(digits):
+        empty = pc.equal(pc.utf8_length(digits), 0).to_numpy(zero_copy_only=False)
+        codes[empty] = NOT_DIGITS
+    return codes, widths, values
 
 
 def keep_keys(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
@@ -338,16 +458,13 @@ def check_cards(con: duckdb.DuckDBPyConnection) -> pa.Array:
     hashing ten million strings, and only they are tokenised."""
     column = con.sql("SELECT card_digits FROM feed_keys WHERE card_digits IS NOT NULL").to_arrow_table()[0]
     digits = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    codes, widths, values = scan(digits)
+    codes, widths, values = card_codes(digits)
     bad = codes != OK
     con.register("_feed_card_codes", pa.table({"card_digits": digits.filter(pa.array(bad)),
                                                "code": pa.array(codes[bad], pa.int8())}))
     con.execute(f"""
         CREATE OR REPLACE TABLE feed_cards AS
-        SELECT card_digits,
-               CASE code WHEN {NOT_DIGITS} THEN 'card_number has characters other than digits, spaces and dashes'
-                         WHEN {LENGTH} THEN 'card_number has ' || length(card_digits) || ' digits (a card has 12 to 19)'
-                         WHEN {LUHN} THEN 'card_number fails Luhn check' END AS problem
+        SELECT card_digits, {card_problem_sql('code', 'card_digits')} AS problem
         FROM (SELECT DISTINCT card_digits, code FROM _feed_card_codes)  -- a number's code is its own
     """)
     con.unregister("_feed_card_codes")
@@ -357,8 +474,7 @@ def check_cards(con: duckdb.DuckDBPyConnection) -> pa.Array:
 def problems(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:
     """Every problem found, (line, field, message), in line order; card numbers never appear. One scan of the
     feed, which unfolds only the rows with a problem."""
-    checks = {"transaction_time": "p_time", "amount": "p_amount", "card_token": "p_token",
-              "card_key_version": "p_version", "card_last4": "p_last4", "ip_address": "p_ip"}
+    checks = CHECKED
     fields = ", ".join(f"'{f}'" for f in checks)
     rows = con.execute(f"""
         SELECT line, field, message FROM (
