@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,7 +105,7 @@ class DuckDBSQL:
 class _SparkDialect(Spark):
     """Spark, with DuckDB's ``epoch`` kept to the microsecond (sqlglot writes whole seconds)."""
 
-    class Generator(Spark.Generator):
+    class Generator(Spark.Generator):  # type: ignore[misc,valid-type]
         TRANSFORMS = {
             **Spark.Generator.TRANSFORMS,
             exp.TimeToUnix: lambda self, e: f"(unix_micros(CAST({self.sql(e, 'this')} AS TIMESTAMP)) / 1000000.0)",
@@ -143,11 +144,19 @@ def _damerau_levenshtein(a: str | None, b: str | None) -> int | None:
     return int(DamerauLevenshtein.distance(a, b))
 
 
+# DuckDB's functions the stages use that Spark lacks or computes differently: DuckDB's name ->
+# (the name sqlglot gives it in Spark SQL, a Python twin giving DuckDB's values, its Spark type)
+TWINS: dict[str, tuple[str, Callable[..., Any], str]] = {
+    "strip_accents": ("strip_accents", _strip_accents, "string"),
+    "jaro_winkler_similarity": ("jarowinkler_similarity", _jaro_winkler, "double"),
+    "damerau_levenshtein": ("damerau_levenshtein", _damerau_levenshtein, "int"),
+}
+
+
 def register_functions(spark: Any) -> None:
-    """DuckDB's functions the stages use that Spark lacks or computes differently, by sqlglot's names."""
-    spark.udf.register("strip_accents", _strip_accents, "string")
-    spark.udf.register("jarowinkler_similarity", _jaro_winkler, "double")
-    spark.udf.register("damerau_levenshtein", _damerau_levenshtein, "int")
+    """Register the twins of DuckDB's functions on a Spark session."""
+    for spark_name, fn, kind in TWINS.values():
+        spark.udf.register(spark_name, fn, kind)
 
 
 @dataclass

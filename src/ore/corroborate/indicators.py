@@ -44,7 +44,8 @@ def _alert_before(p: dict[str, Any]) -> str:
     return f"""
     SELECT r.record_id,
            -- the latest alert (the fewest days before), the first type of that day
-           arg_min(a.alert_type, struct_pack(days := date_diff('day', a.reported_on, r.day), kind := a.alert_type)) AS alert_type,
+           arg_min(a.alert_type, struct_pack(days := date_diff('day', a.reported_on, r.day),
+                                             kind := a.alert_type)) AS alert_type,
            CAST(max(a.reported_on) AS VARCHAR) AS reported_on,
            min(date_diff('day', a.reported_on, r.day)) AS days
     FROM _cb_rec r JOIN _cb_alerts a ON a.card_token = r.card_token
@@ -96,7 +97,8 @@ def _carding_reported(p: dict[str, Any]) -> str:
     return f"""
     WITH dec AS ({dec}),
          th AS (SELECT DISTINCT r.thread, r.card_token, r.day FROM dec JOIN _cb_rec r USING (record_id)),
-         al AS (SELECT th.thread, arg_min(a.alert_type, struct_pack(d := a.reported_on, kind := a.alert_type)) AS alert_type,
+         al AS (SELECT th.thread,
+                       arg_min(a.alert_type, struct_pack(d := a.reported_on, kind := a.alert_type)) AS alert_type,
                        min(a.reported_on) AS reported_on
                 FROM th JOIN _cb_alerts a ON a.card_token = th.card_token
                 WHERE abs(date_diff('day', th.day, a.reported_on)) <= {int(p['max_days'])}
@@ -241,7 +243,8 @@ def _shared_ip(p: dict[str, Any]) -> str:
          uses AS (SELECT rip.ip, r.person_key, r.sname, r.pc, r.ts FROM rip JOIN _cb_rec r USING (record_id)),
          {_at_once("SELECT * FROM uses", "ip", p['window_days'])},
          g AS (SELECT ip, n FROM people WHERE n >= {p['threshold']})
-    SELECT rip.record_id, arg_min(g.ip, struct_pack(n := -g.n, v := g.ip)) AS ip, max(g.n) AS n, {p['window_days']:g} AS days
+    SELECT rip.record_id, arg_min(g.ip, struct_pack(n := -g.n, v := g.ip)) AS ip, max(g.n) AS n,
+           {p['window_days']:g} AS days
     FROM rip JOIN g USING (ip) GROUP BY rip.record_id"""
 
 

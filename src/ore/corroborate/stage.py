@@ -75,21 +75,19 @@ def _weight_sql(ind: Indicator, alias: str = "q") -> str:
     return f"CASE {cases} ELSE 0.0 END"
 
 
-def _fire(sql: StageSQL, ind: Indicator) -> None:
+def _fire(ind: Indicator) -> str:
+    """The query of the indicator's firings, as rows of ``_cb_fired``."""
     spec = SPECS[ind.code]
     params = dict(ind.params)
     if ind.tiers:
         params["threshold"] = ind.threshold
     query = spec.sql(params)
     where = f"WHERE q.n >= {ind.threshold}" if ind.tiers else ""
-    sql.append(
-        "_cb_fired",
-        f"""
+    return f"""
         SELECT q.record_id, {_sql_str(ind.code)}, {_sql_str(ind.group)}, {_sql_str(ind.side)},
                {_weight_sql(ind)}, {sentence_sql(ind.sentence)}
         FROM ({query}) AS q {where}
         """
-    )
 
 
 KEPT = ("_cb_contrib", "_cb_score", "_cb_subject", "_cb_subjects", "_cb_person")  # what _write reads
@@ -108,8 +106,8 @@ def corroborate(
         sql.table("_cb_fired", "SELECT CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS VARCHAR) AS code, "
                   "CAST(NULL AS VARCHAR) AS grp, CAST(NULL AS VARCHAR) AS side, CAST(NULL AS DOUBLE) AS weight, "
                   "CAST(NULL AS VARCHAR) AS sentence WHERE false")
-        for ind in pol.enabled():
-            _fire(sql, ind)
+        if pol.enabled():  # one statement for all: on Spark, each statement is a job with a fixed cost
+            sql.append("_cb_fired", "\nUNION ALL\n".join(_fire(ind) for ind in pol.enabled()))
         _propagate(sql, pol)
         _score(sql, pol)
         subjects.cluster(sql, pol)

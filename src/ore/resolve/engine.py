@@ -138,7 +138,9 @@ def spark_session(master: str | None = None, memory: str | None = None) -> Any:
                .config("spark.driver.memory", memory or os.environ.get("ORE_SPARK_DRIVER_MEMORY", "4g"))
                .config("spark.sql.shuffle.partitions", os.environ.get("ORE_SPARK_SHUFFLE_PARTITIONS", "8"))
                .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false"))
+               .config("spark.ui.showConsoleProgress", "false")
+               # DuckDB's timestamps have no zone: Spark must not shift them by the machine's
+               .config("spark.sql.session.timeZone", "UTC"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     # DuckDB's hamming(), which the holdings blocking uses as a cheap test before a costlier one
