@@ -199,7 +199,8 @@ class SparkSQL:
             where = f" WHERE package_id = {lit(package_id)}" if "package_id" in cols else ""
             path = self._path(name)
             path.mkdir(parents=True)
-            self.con.execute(f"COPY (SELECT * FROM {name}{where}) TO '{path / 'part-0.parquet'}' (FORMAT parquet)")
+            target = str(path / "part-0.parquet").replace("'", "''")
+            self.con.execute(f"COPY (SELECT * FROM {name}{where}) TO '{target}' (FORMAT parquet)")
             self._register(name, [path])
 
     def exists(self, name: str) -> bool:
@@ -224,7 +225,8 @@ class SparkSQL:
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         self.statements += 1
         table = self.spark.sql(to_spark(query)).toArrow()
-        return [tuple(r.values()) for r in table.to_pylist()]
+        # column by column: two unnamed aggregates may share a name, which a row dict would merge
+        return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
 
     def keep(self, *names: str) -> None:
         for name in names:

@@ -122,3 +122,34 @@ def test_the_spark_triage_also_writes_records_and_persons_as_parquet(runs: dict[
         assert rows
         assert pq.read_table(runs["spark"] / f"{name}.parquet").to_pylist() == rows
         assert not (runs["duckdb"] / f"{name}.parquet").exists()
+
+
+def test_the_spark_runner_keeps_insert_and_row_semantics(runs: dict[str, Path], tmp_path: Path) -> None:
+    """On the session the Spark triage started: an append goes by position and takes the table's
+    types (as INSERT), rows keep two columns of one name apart, and an empty table comes back to
+    the workspace with its columns."""
+    import duckdb
+    from pyspark.sql import SparkSession
+
+    from ore.stagesql import SparkSQL
+
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    con = duckdb.connect()
+    con.execute("CREATE TABLE leads AS SELECT * FROM (VALUES ('K', 'r1', TIMESTAMP '2000-01-01 10:00:00.25'),"
+                " ('L', 'r2', TIMESTAMP '2000-01-02 00:00:00')) t(package_id, record_id, transaction_time)")
+    sql = SparkSQL(spark, con, tmp_path)
+    try:
+        sql.inputs("K", "leads")  # the package's rows alone
+        sql.table("_t", "SELECT record_id AS id, epoch(transaction_time) AS ts FROM leads")
+        sql.append("_t", "SELECT 7 AS other_name, 1")  # by position, cast to (string, double)
+        assert sql.rows("SELECT id, ts, max(ts), max(ts) FROM _t GROUP BY ALL ORDER BY id") == [
+            ("7", 1.0, 1.0, 1.0), ("r1", 946720800.25, 946720800.25, 946720800.25)]
+        sql.table("_empty", "SELECT id, ts FROM _t WHERE false")
+        sql.keep("_t", "_empty")
+        assert con.execute("SELECT * FROM _t ORDER BY id").fetchall() == [("7", 1.0), ("r1", 946720800.25)]
+        assert con.execute("SELECT count(*) FROM _empty").fetchall() == [(0,)]
+        assert [c[0] for c in con.execute("SELECT * FROM _empty").description] == ["id", "ts"]
+        assert sql.statements == 4 and sql.engine == "spark"
+    finally:
+        sql.close()
