@@ -305,8 +305,8 @@ def triage(
         bool, typer.Option("--commit", help="Then import the run into the case store (as ore cases import OUTDIR).")
     ] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="Where resolve scores pairs: duckdb, or spark (pip install 'ore[spark]'; "
-                                           "ORE_SPARK_MASTER, local by default).")
+        str, typer.Option("--engine", help="Where the bulk work runs: duckdb, or spark (Splink's Spark backend and "
+                                           "Spark SQL; pip install 'ore[spark]'; ORE_SPARK_MASTER, local by default).")
     ] = "duckdb",
 ) -> None:
     """Resolve, corroborate, prioritise and allocate a package; write the triage output and report."""

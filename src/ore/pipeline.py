@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ore import __version__
 from ore.allocate import allocate, load_nspl
 from ore.assess import assess, load_policy
@@ -22,7 +26,9 @@ from ore.corroborate import corroborate
 from ore.ingest import FileReport, IngestReport, ingest, load_reference
 from ore.ingest.package import Mapping
 from ore.report import write_outputs, write_report
+from ore.report.output import PERSON_COLUMNS, RECORD_COLUMNS, persons_rows, records_rows
 from ore.resolve import make_engine, resolve
+from ore.stagesql import DuckDBSQL, StageSQL
 from ore.workspace import Workspace
 
 Step = Callable[[str], None]
@@ -39,6 +45,8 @@ class TriageSummary:
     files: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     engine: str = "duckdb"
+    # per stage, the engine that ran its SQL and how many statements: {"assess": {"spark": 9}}
+    statements: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def triage(
@@ -59,8 +67,9 @@ def triage(
 ) -> TriageSummary:
     """Run every stage for ``package`` and write the triage output files and report into ``out``.
 
-    ``engine``: where resolve scores its pairs, ``duckdb`` (this machine) or ``spark`` (Splink's
-    Spark backend: ``ORE_SPARK_MASTER``, local by default); the other stages run on DuckDB.
+    ``engine``: where the bulk work runs, ``duckdb`` (this machine) or ``spark``
+    (``ORE_SPARK_MASTER``, local by default): resolve scores its pairs on Splink's Spark backend,
+    and corroborate, assess and allocate run their SQL on Spark SQL (``ore.stagesql``).
     """
     say: Step = step or (lambda _: None)
     timings: dict[str, float] = {}
@@ -87,18 +96,55 @@ def triage(
             timed("postcodes", lambda: load_nspl(con, postcodes))
         try:
             timed("resolve", lambda: resolve(con, pid, out, scorer))
+            sql: StageSQL = scorer.stage_sql(con) if scorer is not None else DuckDBSQL(con)
+
+            def stage(name: str, fn: Callable[[], Any]) -> Any:
+                before = sql.statements
+                result = timed(name, fn)
+                summary.statements[name] = {sql.engine: sql.statements - before}
+                return result
+
+            stage("corroborate", lambda: corroborate(con, pid, fraud_policy, sql))
+            summary.bands = stage("assess", lambda: assess(con, pid, policy, sql))
+            summary.allocation = stage("allocate", lambda: allocate(con, pid, sql))
         finally:
             if scorer is not None:
                 scorer.close()
-        timed("corroborate", lambda: corroborate(con, pid, fraud_policy))
-        summary.bands = timed("assess", lambda: assess(con, pid, policy))
-        summary.allocation = timed("allocate", lambda: allocate(con, pid))
         summary.files = timed("write", lambda: write_outputs(con, pid, out, rules.min_link_probability,
                                                                    rules.possible_link_probability))
+        if engine == "spark":
+            timed("parquet", lambda: _write_parquet(con, pid, out, rules.min_link_probability,
+                                                    rules.possible_link_probability))
         timed("report", lambda: write_report(con, pid, out / "report.html"))
     summary.seconds = timings
     _write_run_record(summary)
     return summary
+
+
+def _write_parquet(con: duckdb.DuckDBPyConnection, pid: str, out: Path, min_probability: float,
+                   possible_probability: float) -> None:
+    """records.parquet and persons.parquet beside the CSVs: what a cluster's next job reads.
+
+    The same columns and values as the CSVs of spec/triage-output.md (booleans ``true``/``false``,
+    lists ``;``-separated), every column text, an empty cell null.
+    """
+    for name, columns, rows in (
+        ("records", RECORD_COLUMNS, records_rows(con, pid)),
+        ("persons", PERSON_COLUMNS, persons_rows(con, pid, min_probability, possible_probability)),
+    ):
+        cells = [[_text(row[i]) for row in rows] for i in range(len(columns))]
+        table = pa.table({c: pa.array(v, type=pa.string()) for c, v in zip(columns, cells, strict=True)})
+        tmp = out / f".{name}.parquet.tmp"
+        pq.write_table(table, tmp)
+        tmp.replace(out / f"{name}.parquet")
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _write_run_record(summary: TriageSummary) -> None:
@@ -113,5 +159,6 @@ def _write_run_record(summary: TriageSummary) -> None:
         "allocation": summary.allocation,
         "files": summary.files,
         "seconds": summary.seconds,
+        "statements": summary.statements,
     }
     (summary.out / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

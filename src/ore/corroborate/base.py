@@ -6,25 +6,23 @@ IP networks, the cardholder's name split into tokens, the person each record was
 
 from __future__ import annotations
 
-import duckdb
-
 from ore.errors import OreError
+from ore.stagesql import StageSQL, lit
 
 WORK_TABLES = ("_cb_rec", "_cb_vis", "_cb_names", "_cb_alerts", "_cb_rotating")
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchall()
-    return rows[0][0] > 0
+INPUTS = ("leads", "resolved_records", "visits", "ref_card_alerts")
 
 
 def _ip_net(col: str, octets: int) -> str:
+    """The first ``octets`` parts of an IPv4 address (twice as many of an IPv6 one): its network.
+
+    A regular expression, not a split list sliced, so that it means the same on Spark."""
+    def first(sep: str, n: int) -> str:
+        return f"'^[^{sep}]*(?:[{sep}][^{sep}]*){{0,{n - 1}}}'"
     return (
         f"CASE WHEN {col} IS NULL THEN NULL "
-        f"WHEN contains({col}, ':') THEN array_to_string(string_split(lower({col}), ':')[1:{2 * octets}], ':') "
-        f"ELSE array_to_string(string_split({col}, '.')[1:{octets}], '.') END"
+        f"WHEN contains({col}, ':') THEN regexp_extract(lower({col}), {first(':', 2 * octets)}, 0) "
+        f"ELSE regexp_extract({col}, {first('.', octets)}, 0) END"
     )
 
 
@@ -45,29 +43,29 @@ def _from_name(stem: str) -> str:
                                                    jaro_winkler_similarity({stem}, tlast)) >= 0.85))"""
 
 
-def build(
-    con: duckdb.DuckDBPyConnection, package_id: str, ip_prefix_octets: int, rotating_min_ips: float = 4
-) -> None:
+def build(sql: StageSQL, package_id: str, ip_prefix_octets: int, rotating_min_ips: float = 4) -> None:
     for name in ("leads", "resolved_records"):
-        if not table_exists(con, name):
+        if not sql.exists(name):
             stage = "ingest the package" if name == "leads" else "run resolve for the package"
             raise OreError(f"corroborate needs the table {name}: {stage} first")
-    has_visits = table_exists(con, "visits")
-    has_alerts = table_exists(con, "ref_card_alerts")
+    has_visits = sql.exists("visits")
+    has_alerts = sql.exists("ref_card_alerts")
+    sql.inputs(package_id, *INPUTS)
+    pkg = lit(package_id)
 
     # The cardholder name as lower-case letter tokens ("SURNAME, FIRST" reordered); no lambdas,
-    # so that the same SQL can run on Spark.
-    con.execute(
+    # no list indexing, so that the same SQL can run on Spark.
+    sql.table(
+        "_cb_rec",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_rec AS
         WITH rr AS (SELECT record_id, min(person_id) AS person_id FROM resolved_records
-                    WHERE package_id = $pkg GROUP BY record_id),
+                    WHERE package_id = {pkg} GROUP BY record_id),
         l AS (
             SELECT l.*, rr.person_id,
                    nullif(trim(l.ip_address), '') AS ip_n,
                    upper(strip_accents(trim(coalesce(l.cardholder_name, '')))) AS ch_raw
             FROM leads l LEFT JOIN rr USING (record_id)
-            WHERE l.package_id = $pkg),
+            WHERE l.package_id = {pkg}),
         n AS (
             SELECT l.*,
                    trim(regexp_replace(lower(
@@ -78,7 +76,7 @@ def build(
         t AS (
             SELECT n.*,
                    CASE WHEN ch_clean = '' THEN CAST([] AS VARCHAR[])
-                        ELSE regexp_split_to_array(ch_clean, '\\s+') END AS ch_tokens
+                        ELSE string_split_regex(ch_clean, '\\s+') END AS ch_tokens
             FROM n)
         SELECT
             record_id,
@@ -103,17 +101,16 @@ def build(
             {_letters('first_name')} AS tfirst,
             {_letters('last_name')} AS tlast,
             ch_tokens,
-            coalesce(ch_tokens[1], '') AS ch_first,
-            coalesce(ch_tokens[len(ch_tokens)], '') AS ch_last
+            regexp_extract(ch_clean, '^\\S+', 0) AS ch_first,
+            regexp_extract(ch_clean, '\\S+$', 0) AS ch_last
         FROM t
         """,
-        {"pkg": package_id},
     )
     # Derived name columns: a surname key for counting people, the account-name stem, and
     # whether the account name is made from the person's own name.
-    con.execute(
+    sql.table(
+        "_cb_rec",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_rec AS
         WITH a AS (
             SELECT *,
                    card_token || '|' || coalesce(user_n, email_n, '') AS thread,
@@ -136,38 +133,37 @@ def build(
         """
     )
     if has_visits:
-        con.execute(
+        sql.table(
+            "_cb_vis",
             f"""
-            CREATE OR REPLACE TEMP TABLE _cb_vis AS
             SELECT user_n, ip_n, {_ip_net('ip_n', ip_prefix_octets)} AS ip_net, ts, day, product
             FROM (SELECT nullif(lower(trim(username)), '') AS user_n, nullif(trim(ip_address), '') AS ip_n,
                          epoch(visit_time) AS ts, CAST(visit_time AS DATE) AS day, product
-                  FROM visits WHERE package_id = $pkg)
+                  FROM visits WHERE package_id = {pkg})
             WHERE user_n IS NOT NULL AND ts IS NOT NULL
             """,
-            {"pkg": package_id},
         )
     else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _cb_vis (user_n VARCHAR, ip_n VARCHAR, ip_net VARCHAR, ts DOUBLE, "
-            "day DATE, product VARCHAR)"
-        )
+        sql.table("_cb_vis", "SELECT CAST(NULL AS VARCHAR) AS user_n, CAST(NULL AS VARCHAR) AS ip_n, "
+                  "CAST(NULL AS VARCHAR) AS ip_net, CAST(NULL AS DOUBLE) AS ts, CAST(NULL AS DATE) AS day, "
+                  "CAST(NULL AS VARCHAR) AS product WHERE false")
     if has_alerts:
-        con.execute(
+        sql.table(
+            "_cb_alerts",
             """
-            CREATE OR REPLACE TEMP TABLE _cb_alerts AS
             SELECT card_token, reported_on, coalesce(nullif(lower(trim(alert_type)), ''), 'reported') AS alert_type
             FROM ref_card_alerts WHERE card_token IS NOT NULL AND reported_on IS NOT NULL
             """
         )
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE _cb_alerts (card_token VARCHAR, reported_on DATE, alert_type VARCHAR)")
+        sql.table("_cb_alerts", "SELECT CAST(NULL AS VARCHAR) AS card_token, CAST(NULL AS DATE) AS reported_on, "
+                  "CAST(NULL AS VARCHAR) AS alert_type WHERE false")
     # Networks of rotating proxies (in 2002, AOL's): each account there uses many addresses of the
     # network, for orders and visits alike, so one address is shared by many people who have
     # nothing to do with each other. Such addresses say nothing about who is behind an order.
-    con.execute(
+    sql.table(
+        "_cb_rotating",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_rotating AS
         WITH u AS (SELECT user_n, ip_net, ip_n FROM _cb_rec WHERE user_n IS NOT NULL AND ip_n IS NOT NULL
                    UNION
                    SELECT user_n, ip_net, ip_n FROM _cb_vis WHERE ip_n IS NOT NULL),
@@ -183,9 +179,9 @@ def build(
     )
     # How well the typed surname matches any token of the cardholder name (an initial matches its
     # letter; one typing error matches; otherwise Jaro-Winkler). Records without both names get no row.
-    con.execute(
+    sql.table(
+        "_cb_names",
         """
-        CREATE OR REPLACE TEMP TABLE _cb_names AS
         WITH tok AS (SELECT record_id, tlast, unnest(ch_tokens) AS tok FROM _cb_rec WHERE tlast <> '')
         SELECT record_id,
                max(CASE WHEN tok = '' THEN 0.0
@@ -198,6 +194,5 @@ def build(
     )
 
 
-def drop(con: duckdb.DuckDBPyConnection) -> None:
-    for name in WORK_TABLES + ("_cb_fired", "_cb_score", "_cb_edges", "_cb_label", "_cb_ip_edges", "_cb_label_next"):
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+def drop(sql: StageSQL) -> None:
+    sql.drop(*WORK_TABLES, "_cb_fired", "_cb_score", "_cb_edges", "_cb_label", "_cb_ip_edges", "_cb_label_next")

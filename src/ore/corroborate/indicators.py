@@ -10,6 +10,10 @@ The queries read only the working tables built by :mod:`ore.corroborate.base`:
 ``_cb_names``  per record, how well the typed surname matches the cardholder name (0..1)
 ``_cb_alerts`` card alerts from the reference holdings (empty when none are loaded)
 
+Each query is written in DuckDB's SQL in forms that sqlglot transpiles right for Spark
+(``ore.stagesql``): the value of the first row in an order is ``arg_min`` over a struct of the
+order's keys, not ``first(... ORDER BY ...)``.
+
 "Different people" is always counted as the least of distinct persons, distinct cards, distinct
 surname keys (first and last letter of the cardholder's surname, so that typing errors do not
 make new people) and distinct home postcodes, so neither a person with two cards, nor a resolve
@@ -39,7 +43,9 @@ class Spec:
 def _alert_before(p: dict[str, Any]) -> str:
     return f"""
     SELECT r.record_id,
-           first(a.alert_type ORDER BY a.reported_on DESC, a.alert_type) AS alert_type,
+           -- the latest alert (the fewest days before), the first type of that day
+           arg_min(a.alert_type, struct_pack(days := date_diff('day', a.reported_on, r.day),
+                                             kind := a.alert_type)) AS alert_type,
            CAST(max(a.reported_on) AS VARCHAR) AS reported_on,
            min(date_diff('day', a.reported_on, r.day)) AS days
     FROM _cb_rec r JOIN _cb_alerts a ON a.card_token = r.card_token
@@ -50,7 +56,7 @@ def _alert_before(p: dict[str, Any]) -> str:
 def _alert_after(p: dict[str, Any]) -> str:
     return f"""
     SELECT r.record_id,
-           first(a.alert_type ORDER BY a.reported_on, a.alert_type) AS alert_type,
+           arg_min(a.alert_type, struct_pack(d := a.reported_on, kind := a.alert_type)) AS alert_type,
            CAST(min(a.reported_on) AS VARCHAR) AS reported_on,
            min(date_diff('day', r.day, a.reported_on)) AS days
     FROM _cb_rec r JOIN _cb_alerts a ON a.card_token = r.card_token
@@ -91,7 +97,8 @@ def _carding_reported(p: dict[str, Any]) -> str:
     return f"""
     WITH dec AS ({dec}),
          th AS (SELECT DISTINCT r.thread, r.card_token, r.day FROM dec JOIN _cb_rec r USING (record_id)),
-         al AS (SELECT th.thread, first(a.alert_type ORDER BY a.reported_on, a.alert_type) AS alert_type,
+         al AS (SELECT th.thread,
+                       arg_min(a.alert_type, struct_pack(d := a.reported_on, kind := a.alert_type)) AS alert_type,
                        min(a.reported_on) AS reported_on
                 FROM th JOIN _cb_alerts a ON a.card_token = th.card_token
                 WHERE abs(date_diff('day', th.day, a.reported_on)) <= {int(p['max_days'])}
@@ -144,7 +151,7 @@ def _card_testing(p: dict[str, Any]) -> str:
          {_at_once("SELECT source, person_key, sname, pc, ts FROM src WHERE status = 'declined'", "source",
                    p['window_days'])},
          g AS (SELECT source, n FROM people WHERE n >= {p['threshold']})
-    SELECT src.record_id, first(g.source ORDER BY g.n DESC, g.source) AS source, max(g.n) AS n,
+    SELECT src.record_id, arg_min(g.source, struct_pack(n := -g.n, v := g.source)) AS source, max(g.n) AS n,
            {p['window_days']:g} AS days
     FROM src JOIN g USING (source) GROUP BY src.record_id"""
 
@@ -164,7 +171,7 @@ def _thread_abroad(p: dict[str, Any]) -> str:
     return f"""
     WITH g AS (SELECT thread, count(*) AS located,
                       count(*) FILTER (WHERE ip_cc <> cc) AS n,
-                      first(ip_cc ORDER BY ip_cc) FILTER (WHERE ip_cc <> cc) AS ip_country
+                      min(ip_cc) FILTER (WHERE ip_cc <> cc) AS ip_country
                FROM _cb_rec WHERE ip_cc IS NOT NULL AND cc IS NOT NULL AND {NOT_ROTATING} GROUP BY thread)
     SELECT r.record_id, g.n, g.located, g.ip_country FROM _cb_rec r JOIN g USING (thread)
     WHERE g.n >= {p['threshold']} AND g.n >= {float(p['min_share'])} * g.located"""
@@ -236,7 +243,8 @@ def _shared_ip(p: dict[str, Any]) -> str:
          uses AS (SELECT rip.ip, r.person_key, r.sname, r.pc, r.ts FROM rip JOIN _cb_rec r USING (record_id)),
          {_at_once("SELECT * FROM uses", "ip", p['window_days'])},
          g AS (SELECT ip, n FROM people WHERE n >= {p['threshold']})
-    SELECT rip.record_id, first(g.ip ORDER BY g.n DESC, g.ip) AS ip, max(g.n) AS n, {p['window_days']:g} AS days
+    SELECT rip.record_id, arg_min(g.ip, struct_pack(n := -g.n, v := g.ip)) AS ip, max(g.n) AS n,
+           {p['window_days']:g} AS days
     FROM rip JOIN g USING (ip) GROUP BY rip.record_id"""
 
 

@@ -1,6 +1,7 @@
 """The corroborate stage: indicators per record, combined by policy weights, judged per person.
 
-Bulk work is SQL on the workspace connection; Python only assembles the queries from the policy.
+Bulk work is SQL, run by a ``StageSQL`` (``ore.stagesql``: the workspace's DuckDB, or Spark SQL);
+Python only assembles the queries from the policy. The outputs are written to the workspace.
 Outputs (docs/pipeline-tables.md): ``record_indicators``, ``record_evidence``, ``person_evidence``,
 ``unidentified_subjects``; a re-run for a package replaces that package's rows.
 """
@@ -16,6 +17,7 @@ import duckdb
 from ore.corroborate import base, subjects
 from ore.corroborate.indicators import SPECS
 from ore.corroborate.policy import Indicator, Policy, load_policy
+from ore.stagesql import DuckDBSQL, StageSQL
 
 OUTPUT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS record_indicators (
@@ -73,60 +75,63 @@ def _weight_sql(ind: Indicator, alias: str = "q") -> str:
     return f"CASE {cases} ELSE 0.0 END"
 
 
-def _fire(con: duckdb.DuckDBPyConnection, ind: Indicator) -> None:
+def _fire(ind: Indicator) -> str:
+    """The query of the indicator's firings, as rows of ``_cb_fired``."""
     spec = SPECS[ind.code]
     params = dict(ind.params)
     if ind.tiers:
         params["threshold"] = ind.threshold
     query = spec.sql(params)
     where = f"WHERE q.n >= {ind.threshold}" if ind.tiers else ""
-    con.execute(
-        f"""
-        INSERT INTO _cb_fired
+    return f"""
         SELECT q.record_id, {_sql_str(ind.code)}, {_sql_str(ind.group)}, {_sql_str(ind.side)},
                {_weight_sql(ind)}, {sentence_sql(ind.sentence)}
         FROM ({query}) AS q {where}
         """
-    )
+
+
+KEPT = ("_cb_contrib", "_cb_score", "_cb_subject", "_cb_subjects", "_cb_person")  # what _write reads
 
 
 def corroborate(
-    con: duckdb.DuckDBPyConnection, package_id: str, policy: Path | str | Policy | None = None
+    con: duckdb.DuckDBPyConnection, package_id: str, policy: Path | str | Policy | None = None,
+    sql: StageSQL | None = None,
 ) -> CorroborateSummary:
-    """Judge every record of ``package_id`` and every person it was resolved to; write the outputs."""
+    """Judge every record of ``package_id`` and every person it was resolved to; write the outputs
+    to the workspace ``con``. The working SQL runs on ``sql`` (the workspace's DuckDB unless given)."""
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    sql = sql or DuckDBSQL(con)
     try:
-        base.build(con, package_id, pol.ip_prefix_octets, pol.rotating_proxy_min_ips)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _cb_fired (record_id VARCHAR, code VARCHAR, grp VARCHAR, side VARCHAR, "
-            "weight DOUBLE, sentence VARCHAR)"
-        )
-        for ind in pol.enabled():
-            _fire(con, ind)
-        _propagate(con, pol)
-        _score(con, pol)
-        subjects.cluster(con, pol)
-        _persons(con, pol)
+        base.build(sql, package_id, pol.ip_prefix_octets, pol.rotating_proxy_min_ips)
+        sql.table("_cb_fired", "SELECT CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS VARCHAR) AS code, "
+                  "CAST(NULL AS VARCHAR) AS grp, CAST(NULL AS VARCHAR) AS side, CAST(NULL AS DOUBLE) AS weight, "
+                  "CAST(NULL AS VARCHAR) AS sentence WHERE false")
+        if pol.enabled():  # one statement for all: on Spark, each statement is a job with a fixed cost
+            sql.append("_cb_fired", "\nUNION ALL\n".join(_fire(ind) for ind in pol.enabled()))
+        _propagate(sql, pol)
+        _score(sql, pol)
+        subjects.cluster(sql, pol)
+        _persons(sql, pol)
+        sql.keep(*KEPT)
         _write(con, package_id)
-        return _summary(con, package_id, pol)
+        return _summary(con, sql, package_id, pol)
     finally:
-        base.drop(con)
-        for t in ("_cb_contrib", "_cb_voided", "_cb_subject", "_cb_subjects", "_cb_person"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
+        base.drop(sql)
+        sql.drop(*KEPT, "_cb_voided")
 
 
 THREAD_PREFIX = "On another payment with this card through this account: "
 
 
-def _propagate(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
+def _propagate(sql: StageSQL, pol: Policy) -> None:
     """Fraud indicators marked ``propagate`` also count on the other records of their thread."""
     codes = [i.code for i in pol.enabled() if i.propagate]
     if not codes:
         return
     listed = ", ".join(_sql_str(c) for c in codes)
-    con.execute(
+    sql.append(
+        "_cb_fired",
         f"""
-        INSERT INTO _cb_fired
         WITH src AS (
             SELECT r2.record_id, f.code, f.grp, f.side, f.weight, f.sentence,
                    row_number() OVER (PARTITION BY r2.record_id, f.code ORDER BY f.weight DESC, f.record_id) AS k
@@ -141,9 +146,9 @@ def _propagate(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
         """
     )
     # where a record's own firing was weaker than its thread's, keep only the stronger
-    con.execute(
+    sql.table(
+        "_cb_fired",
         """
-        CREATE OR REPLACE TEMP TABLE _cb_fired AS
         SELECT record_id, code, grp, side, weight, sentence FROM (
             SELECT *, row_number() OVER (PARTITION BY record_id, code ORDER BY weight DESC, sentence) AS k
             FROM _cb_fired)
@@ -165,13 +170,13 @@ def _void_map_sql(pol: Policy) -> str:
     return "SELECT * FROM (VALUES " + ", ".join(pairs) + ") AS m(code, voider)"
 
 
-def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
+def _score(sql: StageSQL, pol: Policy) -> None:
     # A voided cardholder-side indicator is kept, with weight 0 and a note. Within a group only
     # the strongest indicator counts; its effective weight is recorded so that
     # prior + sum(effective weights) is the record's score, auditable line by line.
-    con.execute(
+    sql.table(
+        "_cb_voided",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_voided AS
         WITH m AS ({_void_map_sql(pol)}),
              v AS (SELECT c.record_id, c.code, min(m.voider) AS voided_by
                    FROM _cb_fired c JOIN m ON m.code = c.code
@@ -181,9 +186,9 @@ def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
         SELECT f.*, v.voided_by FROM _cb_fired f LEFT JOIN v USING (record_id, code)
         """
     )
-    con.execute(
+    sql.table(
+        "_cb_contrib",
         """
-        CREATE OR REPLACE TEMP TABLE _cb_contrib AS
         SELECT record_id, code, grp, side, weight,
                CASE WHEN voided_by IS NOT NULL THEN 0.0
                     WHEN row_number() OVER (PARTITION BY record_id, grp
@@ -194,9 +199,9 @@ def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
         FROM _cb_voided
         """
     )
-    con.execute(
+    sql.table(
+        "_cb_score",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_score AS
         WITH s AS (SELECT record_id, sum(effective) AS w,
                           string_agg(code, ';' ORDER BY weight DESC, code) FILTER (WHERE side = 'fraud') AS codes
                    FROM _cb_contrib GROUP BY record_id)
@@ -209,10 +214,10 @@ def _score(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
     )
 
 
-def _persons(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
-    con.execute(
+def _persons(sql: StageSQL, pol: Policy) -> None:
+    sql.table(
+        "_cb_person",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_person AS
         WITH ch AS (SELECT DISTINCT record_id, code FROM _cb_contrib WHERE side = 'cardholder' AND effective < 0),
              rec AS (SELECT s.person_id, s.record_id, s.fraud_suspected, count(ch.code) AS n_ch
                      FROM _cb_score s LEFT JOIN ch USING (record_id)
@@ -220,10 +225,11 @@ def _persons(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
              p AS (SELECT person_id, count(*) AS n, count(*) FILTER (WHERE fraud_suspected) AS nf,
                           count(*) FILTER (WHERE NOT fraud_suspected AND n_ch > 0) AS n_corr
                    FROM rec GROUP BY person_id),
-             codes AS (SELECT s.person_id, count(DISTINCT ch.code) AS n_codes,
-                              string_agg(DISTINCT ch.code, ';' ORDER BY ch.code) AS codes
-                       FROM _cb_score s JOIN ch USING (record_id)
-                       WHERE NOT s.fraud_suspected AND s.person_id IS NOT NULL GROUP BY s.person_id),
+             -- distinct first: Spark cannot order a DISTINCT string_agg (listagg)
+             pc AS (SELECT DISTINCT s.person_id, ch.code FROM _cb_score s JOIN ch USING (record_id)
+                    WHERE NOT s.fraud_suspected AND s.person_id IS NOT NULL),
+             codes AS (SELECT person_id, count(*) AS n_codes, string_agg(code, ';' ORDER BY code) AS codes
+                       FROM pc GROUP BY person_id),
              j AS (SELECT p.*, coalesce(codes.n_codes, 0) AS n_codes, codes.codes,
                           (p.nf > 0 AND p.nf > {pol.fraud_share_above!r} * p.n
                            AND p.n_corr <= {pol.max_corroborated_clean_records}) AS likely_victim
@@ -285,7 +291,7 @@ def _write(con: duckdb.DuckDBPyConnection, package_id: str) -> None:
         raise
 
 
-def _summary(con: duckdb.DuckDBPyConnection, package_id: str, pol: Policy) -> CorroborateSummary:
+def _summary(con: duckdb.DuckDBPyConnection, sql: StageSQL, package_id: str, pol: Policy) -> CorroborateSummary:
     rec = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE fraud_suspected), count(subject_id) FROM record_evidence "
         "WHERE package_id = ?",
@@ -304,11 +310,7 @@ def _summary(con: duckdb.DuckDBPyConnection, package_id: str, pol: Policy) -> Co
     subj = con.execute(
         "SELECT count(*) FROM unidentified_subjects WHERE package_id = ?", [package_id]
     ).fetchall()[0][0]
-    counts = dict(
-        con.execute(
-            "SELECT code, count(*) FROM _cb_fired GROUP BY code ORDER BY code"
-        ).fetchall()
-    )
+    counts = dict(sql.rows("SELECT code, count(*) FROM _cb_fired GROUP BY code ORDER BY code"))
     return CorroborateSummary(
         package_id=package_id,
         records=rec[0],

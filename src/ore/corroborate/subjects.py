@@ -4,15 +4,15 @@ Records are linked through shared keys (email, account, IP of the order or of th
 visits, a sign-up burst, the same card on the same day); see :func:`cluster` for IP addresses. Components are found by label
 propagation in SQL with pointer jumping: each record starts with its own id as label, takes the
 smallest label among the records it shares a key with, then the label of its label, until
-nothing changes. The same SQL runs on any engine and scales with the number of suspected records.
+nothing changes. The same SQL runs on any engine (``ore.stagesql``) and scales with the number
+of suspected records.
 """
 
 from __future__ import annotations
 
-import duckdb
-
 from ore.corroborate.policy import Policy
 from ore.errors import OreError
+from ore.stagesql import StageSQL
 
 MAX_ROUNDS = 200
 
@@ -61,7 +61,7 @@ def _ip_edges_sql() -> str:
         WHERE v.ip_n IS NOT NULL AND v.ip_net NOT IN (SELECT ip_net FROM _cb_rotating)"""
 
 
-def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+def cluster(sql: StageSQL, policy: Policy) -> None:
     """Fill ``_cb_subject(record_id, subject_id)`` and ``_cb_subjects`` (one row per subject).
 
     Two passes. First the records are grouped by the identifiers an actor owns (email, account,
@@ -69,12 +69,12 @@ def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     began far apart in time: a proxy or provider address used by different actors over months,
     which would otherwise chain unrelated fraudsters into one subject.
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _cb_edges AS SELECT DISTINCT * FROM ({_edges_sql(policy)})")
-    _propagate_labels(con)
+    sql.table("_cb_edges", f"SELECT DISTINCT * FROM ({_edges_sql(policy)})")
+    _propagate_labels(sql)
     if "ip" in policy.link_on:
-        con.execute(
+        sql.table(
+            "_cb_ip_edges",
             f"""
-            CREATE OR REPLACE TEMP TABLE _cb_ip_edges AS
             WITH e AS (SELECT DISTINCT * FROM ({_ip_edges_sql()})),
                  grp AS (SELECT l.label, min(r.ts) AS first_ts FROM _cb_label l JOIN _cb_rec r USING (record_id)
                          GROUP BY l.label),
@@ -84,22 +84,19 @@ def cluster(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
             WHERE per_ip.spread <= {float(policy.ip_hub_days) * 86400}
             """
         )
-        con.execute("INSERT INTO _cb_edges SELECT * FROM _cb_ip_edges")
-        con.execute("DROP TABLE IF EXISTS _cb_ip_edges")
-        _propagate_labels(con)
-    _subjects(con, policy)
+        sql.append("_cb_edges", "SELECT * FROM _cb_ip_edges")
+        sql.drop("_cb_ip_edges")
+        _propagate_labels(sql)
+    _subjects(sql, policy)
 
 
-def _propagate_labels(con: duckdb.DuckDBPyConnection) -> None:
+def _propagate_labels(sql: StageSQL) -> None:
     """Connected components of the suspected records over ``_cb_edges``, into ``_cb_label``."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _cb_label AS "
-        "SELECT record_id, record_id AS label FROM _cb_score WHERE fraud_suspected"
-    )
+    sql.table("_cb_label", "SELECT record_id, record_id AS label FROM _cb_score WHERE fraud_suspected")
     for _ in range(MAX_ROUNDS):
-        con.execute(
+        sql.table(
+            "_cb_label_next",
             """
-            CREATE OR REPLACE TEMP TABLE _cb_label_next AS
             WITH kl AS (SELECT e.k, min(l.label) AS label FROM _cb_edges e JOIN _cb_label l USING (record_id)
                         GROUP BY e.k),
                  nl AS (SELECT e.record_id, min(kl.label) AS label FROM _cb_edges e JOIN kl USING (k)
@@ -110,30 +107,30 @@ def _propagate_labels(con: duckdb.DuckDBPyConnection) -> None:
             FROM m LEFT JOIN m AS j ON j.record_id = m.label
             """
         )
-        changed = con.execute(
+        changed = sql.rows(
             "SELECT count(*) FROM _cb_label_next n JOIN _cb_label l USING (record_id) WHERE n.label <> l.label"
-        ).fetchall()[0][0]
-        con.execute("CREATE OR REPLACE TEMP TABLE _cb_label AS SELECT * FROM _cb_label_next")
+        )[0][0]
+        sql.table("_cb_label", "SELECT * FROM _cb_label_next")
         if changed == 0:
             break
     else:
         raise OreError(f"corroborate: subject clustering did not settle in {MAX_ROUNDS} rounds")
-    con.execute("DROP TABLE IF EXISTS _cb_label_next")
+    sql.drop("_cb_label_next")
 
 
-def _subjects(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
-    con.execute(
+def _subjects(sql: StageSQL, policy: Policy) -> None:
+    sql.table(
+        "_cb_subject",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_subject AS
         WITH comp AS (SELECT label, count(*) AS n FROM _cb_label GROUP BY label HAVING count(*) >= {policy.min_records}),
              num AS (SELECT label, 'U' || lpad(CAST(row_number() OVER (ORDER BY n DESC, label) AS VARCHAR), 5, '0')
                                   AS subject_id FROM comp)
         SELECT l.record_id, num.subject_id FROM _cb_label l JOIN num USING (label)
         """
     )
-    con.execute(
+    sql.table(
+        "_cb_subjects",
         f"""
-        CREATE OR REPLACE TEMP TABLE _cb_subjects AS
         WITH m AS (SELECT s.subject_id, r.* FROM _cb_subject s JOIN _cb_rec r USING (record_id)),
              -- an email or account made from the cardholder's own name is likely the victim's (an
              -- identity thief copies it): never the subject's name while another identifier exists
@@ -149,7 +146,7 @@ def _subjects(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
              ranked AS (SELECT *, row_number() OVER (PARTITION BY subject_id ORDER BY rank, c DESC, val) AS pos
                         FROM ids),
              agg AS (SELECT subject_id,
-                            first(val ORDER BY pos) AS display_name,
+                            arg_min(val, pos) AS display_name,
                             string_agg(kind || ':' || val, ';' ORDER BY pos)
                                 FILTER (WHERE pos <= {policy.max_identifiers}) AS identifiers,
                             count(*) AS n_identifiers

@@ -1,11 +1,13 @@
-"""Where Splink does its pairwise work: DuckDB on this machine, or Apache Spark.
+"""Where triage does its bulk work: DuckDB on this machine, or Apache Spark.
 
 Resolve prepares its tables (standard columns, best values, households) in a private DuckDB
 connection either way: that work is linear in the records. What grows with the square of a
 package, scoring the blocked pairs (u sampling, EM, prediction), runs on the engine: DuckDB,
 or Splink's Spark backend when a package outgrows one machine. Tables cross to Spark as
 Parquet and the scored pairs above a threshold come back the same way, so the code around the
-model reads one DuckDB table whichever engine scored it.
+model reads one DuckDB table whichever engine scored it. The later stages (corroborate, assess,
+allocate) run their SQL on the engine's ``stage_sql`` (``ore.stagesql``): Spark SQL on the same
+session, with their tables crossing as Parquet too.
 
 Spark is an optional extra (``pip install 'ore[spark]'``, Java 17); nothing here imports it
 until a Spark engine is asked for.
@@ -25,6 +27,7 @@ import duckdb
 from splink import DuckDBAPI
 
 from ore.errors import OreError
+from ore.stagesql import DuckDBSQL, SparkSQL, StageSQL
 
 ENGINES = ("duckdb", "spark")
 
@@ -42,6 +45,9 @@ class Engine(Protocol):
 
     def materialise(self, db_api: Any, scon: duckdb.DuckDBPyConnection, sql: str, name: str) -> None:
         """Run ``sql`` (over the engine's Splink tables) and keep its rows as DuckDB table ``name``."""
+
+    def stage_sql(self, con: duckdb.DuckDBPyConnection) -> StageSQL:
+        """Where the later stages run their SQL, writing their outputs to workspace ``con``."""
 
     def close(self) -> None:
         """Remove what the engine wrote for this run."""
@@ -62,6 +68,9 @@ class DuckDBEngine:
     def materialise(self, db_api: Any, scon: duckdb.DuckDBPyConnection, sql: str, name: str) -> None:
         scon.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
 
+    def stage_sql(self, con: duckdb.DuckDBPyConnection) -> StageSQL:
+        return DuckDBSQL(con)
+
     def close(self) -> None:
         return None
 
@@ -74,6 +83,7 @@ class SparkEngine:
     workdir: Path
     name: str = "spark"
     _n: int = field(default=0, repr=False)
+    _stages: list[SparkSQL] = field(default_factory=list, repr=False)
 
     def db_api(self, scon: duckdb.DuckDBPyConnection) -> Any:
         from splink.backends.spark import SparkAPI
@@ -97,8 +107,15 @@ class SparkEngine:
         scon.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{path}/*.parquet') "
                      "ORDER BY ALL")
 
+    def stage_sql(self, con: duckdb.DuckDBPyConnection) -> StageSQL:
+        runner = SparkSQL(self.spark, con, self.workdir / f"stages-{len(self._stages)}")
+        self._stages.append(runner)
+        return runner
+
     def close(self) -> None:
-        # the Spark session stays (starting one costs seconds); this run's Parquet files go
+        # the Spark session stays (starting one costs seconds); this run's views and Parquet files go
+        for runner in self._stages:
+            runner.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -122,7 +139,10 @@ def spark_session(master: str | None = None, memory: str | None = None,
                .config("spark.jars", similarity_jar_location())
                .config("spark.driver.memory", memory or os.environ.get("ORE_SPARK_DRIVER_MEMORY", "4g"))
                .config("spark.sql.shuffle.partitions", os.environ.get("ORE_SPARK_SHUFFLE_PARTITIONS", "8"))
-               .config("spark.ui.enabled", "false"))
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               # DuckDB's timestamps have no zone: Spark must not shift them by the machine's
+               .config("spark.sql.session.timeZone", "UTC"))
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
