@@ -4,7 +4,7 @@ The watchlist side (a convicted person's old records) and the feed side (new pur
 pass through the same expression, in the same engine, so they cannot drift apart; a
 flag an analyst types is normalised by running the same SQL (``normalise``). The SQL
 uses only functions DuckDB and Spark SQL share (lower, upper, trim, regexp_replace,
-regexp_extract, replace, CASE), no lambdas, so the Spark screen (issue 8) can reuse it.
+regexp_extract, replace, CASE), no lambdas, so the Spark screen (``ore.watch.spark_engine``) reuses it.
 
 - email: lower-cased and trimmed; a ``+tag`` after the mailbox name dropped (``jo+x@`` and
   ``jo@`` reach one mailbox at every large provider); for Gmail, dots in the mailbox name
