@@ -219,7 +219,8 @@ def unfinished_run(ws: Workspace) -> Check:
 def leftovers(ws: Workspace) -> Check:
     """Temporary files of killed runs: unpacked packages, half-written lead packages, keys, DuckDB spill."""
     name = "leftover files"
-    found = [p for pattern in ("tmp/unpack-*", "tmp/duckdb_temp_*", "tmp/*.tmp", "keys/.new-*", "watch/*/.WATCH-*")
+    found = [p for pattern in ("tmp/unpack-*", "tmp/duckdb_temp_*", "tmp/*.tmp", "keys/.new-*", "watch/*/.WATCH-*",
+                                "watch/*/.summary.json.tmp")
              for p in sorted(ws.root.glob(pattern))]
     if not found:
         return _check(name, "ok", "no temporary files of interrupted runs")
