@@ -68,6 +68,23 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return rows[0][0] > 0
 
 
+def replace_package_rows(con: duckdb.DuckDBPyConnection, table: str, package_id: str, rows: Any) -> None:
+    """Swap ``package_id``'s rows of ``table`` for ``rows`` (an Arrow table of its columns, in order) in one
+    transaction: a run killed in between leaves the old rows, never a package with none."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {table} WHERE package_id = ?", [package_id])
+        con.register("_ore_rows", rows)
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM _ore_rows")
+        finally:
+            con.unregister("_ore_rows")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 @dataclass
 class DuckDBSQL:
     """The stage's SQL on the workspace connection; working tables are connection-local TEMP tables."""

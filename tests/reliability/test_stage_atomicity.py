@@ -48,8 +48,8 @@ def triaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str]:
 
 
 @pytest.mark.parametrize(("stage", "table", "batch"), [
-    (assess, "person_priority", "_ore_priority"),
-    (allocate, "person_force", "_ore_routes"),
+    (assess, "person_priority", "_ore_rows"),  # the name ore.stagesql.replace_package_rows hands the rows over by
+    (allocate, "person_force", "_ore_rows"),
 ], ids=["assess", "allocate"])
 def test_a_stage_failing_between_delete_and_insert_keeps_the_last_runs_rows(
         triaged: tuple[Workspace, str], stage: Callable[..., Any], table: str, batch: str) -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ore.allocate.forces import Router
 from ore.allocate.postcodes import pretty
-from ore.stagesql import DuckDBSQL, StageSQL, lit
+from ore.stagesql import DuckDBSQL, StageSQL, lit, replace_package_rows
 
 
 # Distinct persons on one postcode beyond which it is not taken as anyone's home. A postcode covers
@@ -76,18 +76,6 @@ def allocate(con: duckdb.DuckDBPyConnection, package_id: str, sql: StageSQL | No
             "rule": [r.rule for _, r in routes],
         }
     )
-    # the old rows go and the new ones come in one transaction: a run killed in between leaves the old
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM person_force WHERE package_id = ?", [package_id])
-        con.register("_ore_routes", batch)
-        try:
-            con.execute("INSERT INTO person_force SELECT * FROM _ore_routes")
-        finally:
-            con.unregister("_ore_routes")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    replace_package_rows(con, "person_force", package_id, batch)
     allocated = sum(1 for _, r in routes if r.force_code)
     return {"allocated": allocated, "unallocated": len(routes) - allocated}

@@ -15,7 +15,7 @@ import pyarrow as pa
 from ore.assess.bands import Assessment, assess_person
 from ore.assess.facts import gather
 from ore.assess.policy import Policy, load_policy
-from ore.stagesql import DuckDBSQL, StageSQL, lit
+from ore.stagesql import DuckDBSQL, StageSQL, lit, replace_package_rows
 
 
 def _unidentified(sql: StageSQL, package_id: str, policy: Policy) -> dict[str, Assessment]:
@@ -64,19 +64,7 @@ def assess(con: duckdb.DuckDBPyConnection, package_id: str, policy_path: Path | 
         "reasons": [";".join(results[i].reasons) for i in ids],
         "sentences": [json.dumps(results[i].sentences, ensure_ascii=False) for i in ids],
     })
-    # the old rows go and the new ones come in one transaction: a run killed in between leaves the old
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM person_priority WHERE package_id = ?", [package_id])
-        con.register("_ore_priority", batch)
-        try:
-            con.execute("INSERT INTO person_priority SELECT * FROM _ore_priority")
-        finally:
-            con.unregister("_ore_priority")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    replace_package_rows(con, "person_priority", package_id, batch)
     counts: dict[str, int] = {}
     for a in results.values():
         counts[a.priority] = counts.get(a.priority, 0) + 1
