@@ -112,6 +112,13 @@ def test_a_file_that_is_no_feed_is_refused_whole(tmp_path: Path, text: str, mess
         feeds.open_feed(write(tmp_path, text))
 
 
+def test_a_utf16_export_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "feed.csv"
+    path.write_bytes("transaction_time,email\n2004-01-01,a@x.com\n".encode("utf-16"))  # with its byte-order mark
+    with pytest.raises(OreError, match=r"feed.csv: line 1: the file is UTF-16.*save it as \"CSV UTF-8\""):
+        feeds.open_feed(path)
+
+
 def test_other_formats_are_refused(tmp_path: Path) -> None:
     with pytest.raises(OreError, match="a .csv or .parquet file"):
         feeds.open_feed(write(tmp_path, "x", "feed.xlsx"))

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ore.errors import OreError
-from ore.ingest.csvrows import clean_header, open_csv
+from ore.ingest.csvrows import clean_header, open_csv, refuse_wide_encoding
 from ore.watch.cards import LENGTH, LUHN, NOT_DIGITS, OK, distinct_rows, scan
 from ore.watch.normalise import email_sql, username_sql
 
@@ -113,6 +113,8 @@ def _digest(path: Path) -> tuple[str, int, bool]:
 
 def _csv_header(path: Path) -> list[str]:
     with path.open("rb") as raw:
+        refuse_wide_encoding(raw.read(4), path.name)  # a UTF-16 export is named as such, not as bad UTF-8
+        raw.seek(0)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
         try:
             header = next(csv.reader(text, strict=False))
