@@ -281,6 +281,7 @@ def test_a_busy_store_is_a_503_on_the_web_and_one_error_line_on_the_command_line
             r = client.get("/api/v1/persons", headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 503, r.text
             assert "the case store is busy" in r.json()["detail"] and "Try again" in r.json()["detail"]
+            assert int(r.headers["Retry-After"]) > 0
             p = _cli(ws.root, token, "cases", "list", ORE_BUSY_TIMEOUT="0.5")
             assert p.returncode == 2, p.stdout + p.stderr
             assert "error:" in p.stderr and "the case store is busy" in p.stderr, p.stderr

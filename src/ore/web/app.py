@@ -33,6 +33,7 @@ from ore.web.security import RateLimiter, SecurityHeaders
 from ore.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
+RETRY_AFTER_SECONDS = 5  # a busy store (another writer past ORE_BUSY_TIMEOUT) is usually free again in seconds
 
 
 def _health(app: FastAPI, ws: Workspace, store: Store) -> None:
@@ -110,12 +111,16 @@ def create_app(ws: Workspace, *, reference: Path | None = None, postcodes: Path 
     @app.exception_handler(OreError)
     async def ore_error(request: Request, e: OreError) -> Response:
         status = status_for(e)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 and is_api(request) else {}
+        if status == 503:  # the store is busy: nothing was saved, and a client may try again shortly
+            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         if is_api(request):
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"detail": str(e)}, status_code=status, headers=headers)
+            return JSONResponse({"detail": str(e)}, status_code=status, headers=headers or None)
         from ore.web.pages import render
 
-        return render(request, "error.html", {"message": str(e), "status": status, "path": request.url.path}, status)
+        page = render(request, "error.html", {"message": str(e), "status": status, "path": request.url.path}, status)
+        page.headers.update(headers)
+        return page
 
     @app.exception_handler(NeedSignIn)
     async def need_sign_in(request: Request, e: NeedSignIn) -> Response:
