@@ -80,6 +80,15 @@ def test_a_damaged_key_fails(ws: Workspace) -> None:
     assert [x.status for x in c] == ["fail"] and "card-v2.key (5 bytes)" in c[0].detail
 
 
+def test_a_rotation_left_half_done_warns_and_says_how_to_finish(ws: Workspace) -> None:
+    assert "key rotation" not in statuses(run_checks(ws, min_free_gib=0))
+    ws.add_card_key()  # as `ore keys rotate` does
+    r = run_checks(ws, min_free_gib=0, warn_free_gib=0)
+    c = r.check("key rotation")
+    assert c.status == "warn" and "under key v1" in c.detail and "v1 and v2" in c.detail
+    assert "ore keys rekey" in c.fix and r.ok  # a warning: the deployment still works
+
+
 def test_data_without_its_key_fails_but_a_new_workspace_only_warns(tmp_path: Path) -> None:
     new = Workspace.open(tmp_path / "new")
     store_for(new).dispose()

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from ore import __version__
 from ore.config import get_settings
+from ore.errors import OreError
 from ore.workspace import KEY_BYTES, Workspace
 
 Status = Literal["ok", "warn", "fail"]
@@ -195,6 +196,20 @@ def _private(path: Path) -> bool:
     return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
 
+def _rotation(ws: Workspace) -> list[Check]:
+    """A key rotation left half done: new cards are tokenised twice until the stored tokens are re-keyed."""
+    try:
+        stored, nxt = ws.tokenising_version(), ws.next_card_key()
+    except OreError as e:
+        return [Check("key rotation", "fail", str(e), "Restore keys/ from the operator's backup.")]
+    if nxt is None:
+        return []
+    return [Check("key rotation", "warn", f"in progress: stored card tokens are under key v{stored}; new cards are "
+                  f"tokenised under v{stored} and v{nxt[0]}",
+                  "Finish it: `ore keys status` lists what still lacks a new-key token; read those again, then "
+                  "`ore keys rekey` (docs/operator.md, Key management).")]
+
+
 def _keys(ws: Workspace) -> list[Check]:
     keys_dir = ws.root / "keys"
     found = sorted(keys_dir.glob("card-v*.key")) if keys_dir.is_dir() else []
@@ -225,6 +240,7 @@ def _keys(ws: Workspace) -> list[Check]:
     if found and not damaged and not bad_mode:
         versions = ", ".join(p.name for p in found)
         checks.append(Check("card key", "ok", f"{versions} (mode 0600)"))
+        checks.extend(_rotation(ws))
     signing = keys_dir / "signing-ed25519.pem"
     if signing.exists() and not _private(signing):
         checks.append(Check("signing key", "fail",
