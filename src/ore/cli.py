@@ -206,7 +206,9 @@ def ingest(
                     detail={"status": status, "accepted": sum(f.accepted for f in report.files),
                             "quarantined": sum(f.quarantined for f in report.files)})
     if report.status == "already ingested":
-        console.print(f"Package [bold]{report.package_id}[/] was already ingested with the same content: nothing to do.")
+        console.print(f"Package [bold]{report.package_id}[/] was already ingested with the same content: nothing to do"
+                      + (f", but a key rotation is in progress: read again to pair {report.paired:,} card tokens "
+                         "with the new key (`ore keys status`)." if report.paired else "."))
     console.print(_file_table(f"Package {report.package_id}: {report.status}", report.files))
     for f in report.files:
         console.print(f"{f.file}: {f.rows_read:,} rows read = {f.accepted:,} accepted + {f.quarantined:,} quarantined")

@@ -95,7 +95,8 @@ def test_rekey_refuses_until_every_token_has_its_twin_then_moves_everything(ws: 
         rekey(ws, user="ops")
     assert status(ws).unpaired == {"leads (package PKG-A)": 1, "ref_card_alerts": 1}
 
-    assert ingest(ws, old_pkg).status == "already ingested"  # read again: pairs its cards, changes nothing else
+    again = ingest(ws, old_pkg)  # read again: pairs its cards, changes nothing else, and says so
+    assert again.status == "already ingested" and again.paired == 2  # its two cards: ALERTED, ONLY_IN_A
     assert status(ws).unpaired == {"ref_card_alerts": 1}
     load_reference(ws, ref)  # unchanged, but read again during a rotation
     assert status(ws).unpaired == {}

@@ -44,6 +44,7 @@ class IngestReport:
     package_id: str
     status: str  # "ingested" or "already ingested"
     files: list[FileReport] = field(default_factory=list)
+    paired: int = 0  # during a key rotation, card tokens paired with the new key by reading it again
 
 
 def _no_progress(label: str, done: int, total: int | None) -> None:
@@ -230,14 +231,15 @@ def _store(
         if known:
             if known[0][0] == manifest.fingerprint:
                 # during a key rotation, reading it again pairs its cards with the new key (ore keys rekey)
-                learn_next_tokens(ws, con, [(spec, files[spec.file], spec.file) for spec in (LEADS, VISITS)
-                                            if spec.file in files], package_id=manifest.package_id, mapping=mapping)
+                paired = learn_next_tokens(ws, con, [(spec, files[spec.file], spec.file) for spec in (LEADS, VISITS)
+                                                     if spec.file in files],
+                                           package_id=manifest.package_id, mapping=mapping)
                 reports = con.execute(
                     "SELECT file, rows_read, accepted, quarantined, warnings FROM ingest_files "
                     "WHERE package_id = ? ORDER BY file",
                     [manifest.package_id],
                 ).fetchall()
-                return IngestReport(manifest.package_id, "already ingested", [FileReport(*r) for r in reports])
+                return IngestReport(manifest.package_id, "already ingested", [FileReport(*r) for r in reports], paired)
             raise PackageRejected(
                 f"package {manifest.package_id!r} was already ingested with different content; "
                 "a corrected package needs a new package_id"
