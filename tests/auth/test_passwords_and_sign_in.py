@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib import resources
 
@@ -78,6 +80,27 @@ def test_five_failures_in_fifteen_minutes_lock_the_account_until_an_admin_unlock
     with store.session() as s:
         unlock(s, SYSTEM, "dc.ali")
     assert sign_in(store, "dc.ali", PASSWORD, now=T0 + timedelta(minutes=16)).principal.force == "MPS"
+
+
+def test_five_failures_at_once_lock_the_account(store) -> None:
+    """Wrong passwords tried in parallel (a scripted guess) count one after another: the fifth locks."""
+    make_user(store, "dc.ali", "investigator", "MPS")
+    start = threading.Barrier(8)
+
+    def guess(i: int) -> str:
+        start.wait()
+        try:
+            sign_in(store, "dc.ali", f"guess {i}", now=T0)
+        except SignInFailed as e:
+            return str(e)
+        return "signed in"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(guess, range(8)))
+    assert all("wrong user name or password" in a for a in answers)
+    assert sum("now locked" in a for a in answers) == 1  # exactly one attempt was the fifth
+    with pytest.raises(SignInFailed, match="locked"):
+        sign_in(store, "dc.ali", PASSWORD, now=T0 + timedelta(minutes=1))
 
 
 def test_failures_spread_over_more_than_fifteen_minutes_do_not_lock(store) -> None:

@@ -79,6 +79,9 @@ def sign_in(store: Store, username: str, password: str, *, now: datetime | None 
             record(s, user=username or "?", action="auth.sign_in", category="access", purpose="administration",
                    outcome="failed: unknown user", at=now)
         elif not verify_password(user.password_hash, password):
+            # failures at once count one after another (the user's row locked on PostgreSQL; SQLite's
+            # sessions are serial already), so the fifth is seen as the fifth and locks the account
+            s.refresh(user, with_for_update=True)  # and read again: another attempt may have locked it
             s.add(LoginFailure(user_id=user.id, at=now))
             s.flush()
             recent = s.scalar(select(func.count(LoginFailure.id)).where(
