@@ -110,3 +110,17 @@ def test_a_possible_conviction_is_named_as_the_conviction_it_is() -> None:
     assess(con, "K")
     sentences = con.execute("SELECT sentences FROM person_priority").fetchall()[0][0]
     assert "the conviction for contact offending against a child CRO1" in sentences
+
+
+def test_a_product_as_often_adult_as_abuse_counts_as_abuse() -> None:
+    con = _world()
+    for person, record, category in (("a", "r1", "adult"), ("b", "r2", "abuse"), ("c", "r3", "unknown")):
+        con.execute("INSERT INTO identified_persons VALUES ('K', ?)", [person])
+        con.execute("INSERT INTO resolved_records VALUES ('K', ?, ?)", [record, person])
+        con.execute("INSERT INTO leads (package_id, line, record_id, transaction_time, product, product_category,"
+                    " status) VALUES ('K', 1, ?, '2000-01-01', 'SITE-7', ?, 'approved')", [record, category])
+        con.execute("INSERT INTO record_evidence VALUES ('K', ?, 0, false, '', NULL)", [record])
+    assess(con, "K")
+    bands = dict(con.execute("SELECT person_id, priority || ':' || reasons FROM person_priority").fetchall())
+    assert bands["a"] == "none:adult_only"
+    assert bands["c"] == "P4:abuse_purchase"  # one adult, one abuse record of the site: not set aside

@@ -132,33 +132,6 @@ def test_the_duckdb_runner_counts_its_statements(con: duckdb.DuckDBPyConnection)
 # is explicit, so that DuckDB and Spark choose alike (and DuckDB alike from run to run).
 
 
-def test_a_product_as_often_adult_as_abuse_counts_as_abuse() -> None:
-    from ore.ingest.tables import create_schema
-
-    con = duckdb.connect()
-    create_schema(con)
-    con.execute("CREATE TABLE identified_persons (package_id VARCHAR, person_id VARCHAR)")
-    con.execute("CREATE TABLE resolved_records (package_id VARCHAR, record_id VARCHAR, person_id VARCHAR)")
-    con.execute("CREATE TABLE holding_links (package_id VARCHAR, person_id VARCHAR, holding VARCHAR, ref VARCHAR,"
-                " match_probability DOUBLE, match_weight DOUBLE, detail VARCHAR)")
-    con.execute("CREATE TABLE person_evidence (package_id VARCHAR, person_id VARCHAR, evidence_grade VARCHAR,"
-                " likely_victim BOOLEAN, grade_reasons VARCHAR)")
-    con.execute("CREATE TABLE record_evidence (package_id VARCHAR, record_id VARCHAR, fraud_score DOUBLE,"
-                " fraud_suspected BOOLEAN, indicators VARCHAR, subject_id VARCHAR)")
-    con.execute("CREATE TABLE unidentified_subjects (package_id VARCHAR, subject_id VARCHAR, display_name VARCHAR,"
-                " record_count INTEGER, card_count INTEGER, identifiers VARCHAR)")
-    for person, record, category in (("a", "r1", "adult"), ("b", "r2", "abuse"), ("c", "r3", "unknown")):
-        con.execute("INSERT INTO identified_persons VALUES ('K', ?)", [person])
-        con.execute("INSERT INTO resolved_records VALUES ('K', ?, ?)", [record, person])
-        con.execute("INSERT INTO leads (package_id, line, record_id, transaction_time, product, product_category,"
-                    " status) VALUES ('K', 1, ?, '2000-01-01', 'SITE-7', ?, 'approved')", [record, category])
-        con.execute("INSERT INTO record_evidence VALUES ('K', ?, 0, false, '', NULL)", [record])
-    assess(con, "K")
-    bands = dict(con.execute("SELECT person_id, priority || ':' || reasons FROM person_priority").fetchall())
-    assert bands["a"] == "none:adult_only"
-    assert bands["c"] == "P4:abuse_purchase"  # one adult, one abuse record of the site: not set aside
-
-
 def test_of_two_own_records_at_one_time_the_later_record_decides_the_residence() -> None:
     con = duckdb.connect()
     con.execute("CREATE TABLE ref_postcode_forces (prefix VARCHAR, force_code VARCHAR, force_name VARCHAR)")
