@@ -15,10 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ore import __version__
 from ore.allocate import allocate, load_nspl
 from ore.assess import assess, load_policy
@@ -26,7 +22,6 @@ from ore.corroborate import corroborate
 from ore.ingest import FileReport, IngestReport, ingest, load_reference
 from ore.ingest.package import Mapping
 from ore.report import write_outputs, write_report
-from ore.report.output import PERSON_COLUMNS, RECORD_COLUMNS, persons_rows, records_rows
 from ore.resolve import make_engine, resolve
 from ore.stagesql import DuckDBSQL, StageSQL
 from ore.workspace import Workspace
@@ -111,40 +106,12 @@ def triage(
             if scorer is not None:
                 scorer.close()
         summary.files = timed("write", lambda: write_outputs(con, pid, out, rules.min_link_probability,
-                                                                   rules.possible_link_probability))
-        if engine == "spark":
-            timed("parquet", lambda: _write_parquet(con, pid, out, rules.min_link_probability,
-                                                    rules.possible_link_probability))
+                                                             rules.possible_link_probability,
+                                                             parquet=engine == "spark"))
         timed("report", lambda: write_report(con, pid, out / "report.html"))
     summary.seconds = timings
     _write_run_record(summary)
     return summary
-
-
-def _write_parquet(con: duckdb.DuckDBPyConnection, pid: str, out: Path, min_probability: float,
-                   possible_probability: float) -> None:
-    """records.parquet and persons.parquet beside the CSVs: what a cluster's next job reads.
-
-    The same columns and values as the CSVs of spec/triage-output.md (booleans ``true``/``false``,
-    lists ``;``-separated), every column text, an empty cell null.
-    """
-    for name, columns, rows in (
-        ("records", RECORD_COLUMNS, records_rows(con, pid)),
-        ("persons", PERSON_COLUMNS, persons_rows(con, pid, min_probability, possible_probability)),
-    ):
-        cells = [[_text(row[i]) for row in rows] for i in range(len(columns))]
-        table = pa.table({c: pa.array(v, type=pa.string()) for c, v in zip(columns, cells, strict=True)})
-        tmp = out / f".{name}.parquet.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(out / f"{name}.parquet")
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _write_run_record(summary: TriageSummary) -> None:

@@ -113,12 +113,31 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, package_id: str) -> list[tup
     ).fetchall()
 
 
+def write_parquet(path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """The rows of a CSV output as Parquet, for a cluster's next job: the same columns and values
+    (booleans ``true``/``false``, lists ``;``-separated), every column text, an empty cell null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cells = [[_cell(row[i]) or None for row in rows] for i in range(len(columns))]
+    table = pa.table({c: pa.array(v, type=pa.string()) for c, v in zip(columns, cells, strict=True)})
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
 def write_outputs(con: duckdb.DuckDBPyConnection, package_id: str, out: Path, min_probability: float,
-                  deconflict_probability: float | None = None) -> dict[str, int]:
+                  deconflict_probability: float | None = None, *, parquet: bool = False) -> dict[str, int]:
+    """records.csv, persons.csv and quarantine.csv; with ``parquet`` (the Spark engine) also
+    records.parquet and persons.parquet from the same rows."""
     out.mkdir(parents=True, exist_ok=True)
+    records = records_rows(con, package_id)
+    persons = persons_rows(con, package_id, min_probability, deconflict_probability)
+    if parquet:
+        write_parquet(out / "records.parquet", RECORD_COLUMNS, records)
+        write_parquet(out / "persons.parquet", PERSON_COLUMNS, persons)
     return {
-        "records": write_csv(out / "records.csv", RECORD_COLUMNS, records_rows(con, package_id)),
-        "persons": write_csv(out / "persons.csv", PERSON_COLUMNS,
-                             persons_rows(con, package_id, min_probability, deconflict_probability)),
+        "records": write_csv(out / "records.csv", RECORD_COLUMNS, records),
+        "persons": write_csv(out / "persons.csv", PERSON_COLUMNS, persons),
         "quarantine": write_csv(out / "quarantine.csv", QUARANTINE_COLUMNS, quarantine_rows(con, package_id)),
     }
